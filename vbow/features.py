@@ -1,0 +1,172 @@
+"""Local features: SIFT with RootSIFT (default) or ORB, with keypoint geometry kept.
+
+A :class:`Features` holds, for one image, the keypoint geometry used by geometric verification and
+the descriptors used by the vocabulary. Keypoints are capped at ``max_keypoints`` (strongest first).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from .errors import InvalidInputError, UnknownOptionError
+
+__all__ = ["Features", "FeatureExtractor", "root_sift", "DESCRIPTOR_SHAPES", "empty_features"]
+
+logger = logging.getLogger(__name__)
+
+FeatureMethod = Literal["sift", "orb"]
+METHODS: tuple[str, ...] = ("sift", "orb")
+
+#: Descriptor width and dtype per method.
+DESCRIPTOR_SHAPES: dict[str, tuple[int, np.dtype]] = {
+    "sift": (128, np.dtype(np.float32)),
+    "orb": (32, np.dtype(np.uint8)),
+}
+
+
+@dataclass(frozen=True)
+class Features:
+    """Local features of one image.
+
+    Attributes
+    ----------
+    keypoints : np.ndarray
+        ``(n, 4) float32``: x, y (pixels in the processed image), scale (keypoint diameter in
+        pixels, OpenCV's ``size``) and angle (degrees, 0..360, -1 if undefined).
+    descriptors : np.ndarray
+        ``(n, 128) float32`` (RootSIFT/SIFT) or ``(n, 32) uint8`` (ORB, 256 packed bits).
+    image_size : tuple of int
+        ``(width, height)`` of the processed image the keypoints refer to.
+    """
+
+    keypoints: np.ndarray
+    descriptors: np.ndarray
+    image_size: tuple[int, int]
+
+    def __len__(self) -> int:
+        return int(self.keypoints.shape[0])
+
+
+def empty_features(method: str, image_size: tuple[int, int] = (0, 0)) -> Features:
+    """Features with no keypoints: ``(0, 4)`` keypoints and ``(0, d)`` descriptors."""
+    dim, dtype = DESCRIPTOR_SHAPES[method]
+    return Features(np.zeros((0, 4), np.float32), np.zeros((0, dim), dtype), image_size)
+
+
+def root_sift(descriptors: np.ndarray) -> np.ndarray:
+    """RootSIFT (Arandjelović & Zisserman 2012): L1-normalise, then take the square root.
+
+    Parameters
+    ----------
+    descriptors : np.ndarray
+        ``(n, 128)`` non-negative SIFT descriptors, any float or integer dtype.
+
+    Returns
+    -------
+    np.ndarray
+        ``(n, 128) float32`` descriptors with unit L2 norm (zero rows stay zero).
+    """
+    d = np.asarray(descriptors, dtype=np.float32)
+    norms = d.sum(axis=1, keepdims=True)
+    np.maximum(norms, 1e-12, out=norms)
+    return np.sqrt(d / norms, dtype=np.float32)
+
+
+class FeatureExtractor:
+    """Detect keypoints and compute descriptors.
+
+    Parameters
+    ----------
+    method : {"sift", "orb"}
+        ``"sift"`` gives 128-d float descriptors (RootSIFT unless ``root_sift=False``); ``"orb"``
+        gives 256-bit binary descriptors packed in 32 bytes, for low-power use.
+    max_keypoints : int
+        Keep at most this many keypoints per image, the strongest first.
+    root_sift : bool
+        Apply RootSIFT to SIFT descriptors (ignored for ORB).
+    contrast_threshold : float
+        SIFT's contrast threshold (lower gives more keypoints on flat or small images).
+    fast_threshold : int
+        ORB's FAST threshold.
+    """
+
+    def __init__(self, method: FeatureMethod = "sift", max_keypoints: int = 1000, *,
+                 root_sift: bool = True, contrast_threshold: float = 0.04,
+                 fast_threshold: int = 20) -> None:
+        if method not in METHODS:
+            raise UnknownOptionError("feature method", method, METHODS)
+        if int(max_keypoints) < 1:
+            raise InvalidInputError(f"max_keypoints must be >= 1; got {max_keypoints}")
+        self.method = method
+        self.max_keypoints = int(max_keypoints)
+        self.root_sift = bool(root_sift)
+        self.contrast_threshold = float(contrast_threshold)
+        self.fast_threshold = int(fast_threshold)
+        self._detector = None
+
+    def get_params(self) -> dict:
+        """The constructor parameters, as saved in bundle manifests."""
+        return {"method": self.method, "max_keypoints": self.max_keypoints,
+                "root_sift": self.root_sift, "contrast_threshold": self.contrast_threshold,
+                "fast_threshold": self.fast_threshold}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"FeatureExtractor({args})"
+
+    @property
+    def descriptor_shape(self) -> tuple[int, np.dtype]:
+        """``(dim, dtype)`` of the descriptors this extractor makes."""
+        return DESCRIPTOR_SHAPES[self.method]
+
+    def _make_detector(self):
+        if self.method == "sift":
+            return cv2.SIFT_create(nfeatures=self.max_keypoints,
+                                   contrastThreshold=self.contrast_threshold)
+        return cv2.ORB_create(nfeatures=self.max_keypoints, scaleFactor=1.2, nlevels=8,
+                              edgeThreshold=19, patchSize=31, fastThreshold=self.fast_threshold,
+                              scoreType=cv2.ORB_HARRIS_SCORE)
+
+    def __getstate__(self) -> dict:  # OpenCV detectors cannot be sent to worker processes
+        state = self.__dict__.copy()
+        state["_detector"] = None
+        return state
+
+    def extract(self, image: np.ndarray) -> Features:
+        """Compute features of one canonical image.
+
+        Parameters
+        ----------
+        image : np.ndarray
+            ``(h, w, 3) uint8`` BGR or ``(h, w) uint8`` gray (see :func:`vbow.read_image`).
+
+        Returns
+        -------
+        Features
+            Possibly empty (an image with no texture has no keypoints; that is not an error).
+        """
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3):
+            got = f"{image.shape} {image.dtype}" if isinstance(image, np.ndarray) else type(image).__name__
+            raise InvalidInputError(f"image must be (h, w, 3) or (h, w) uint8; got {got}")
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+        size = (int(gray.shape[1]), int(gray.shape[0]))
+        if self._detector is None:
+            self._detector = self._make_detector()
+        kps, desc = self._detector.detectAndCompute(gray, None)
+        if desc is None or len(kps) == 0:
+            return empty_features(self.method, size)
+        if len(kps) > self.max_keypoints:  # SIFT may return a few extra on ties
+            order = np.argsort([-k.response for k in kps], kind="stable")[: self.max_keypoints]
+            kps = [kps[i] for i in order]
+            desc = desc[order]
+        geometry = np.array([(k.pt[0], k.pt[1], k.size, k.angle) for k in kps], dtype=np.float32)
+        if self.method == "sift":
+            desc = root_sift(desc) if self.root_sift else np.asarray(desc, np.float32)
+        else:
+            desc = np.ascontiguousarray(desc, dtype=np.uint8)
+        return Features(geometry, desc, size)

@@ -1,0 +1,88 @@
+"""Hamming distances between packed binary descriptors, and bitwise-majority centroids."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["as_words64", "hamming_distances", "bitwise_majority"]
+
+
+def as_words64(packed: np.ndarray) -> np.ndarray:
+    """View ``(n, b) uint8`` packed bits as ``(n, ceil(b/8)) uint64`` words (zero padded).
+
+    Parameters
+    ----------
+    packed : np.ndarray
+        ``(n, b) uint8``; ``b`` need not be a multiple of 8.
+
+    Returns
+    -------
+    np.ndarray
+        ``(n, ceil(b / 8)) uint64``, a contiguous copy only when padding is needed.
+    """
+    packed = np.ascontiguousarray(packed, dtype=np.uint8)
+    n, b = packed.shape
+    if b % 8:
+        padded = np.zeros((n, b + 8 - b % 8), dtype=np.uint8)
+        padded[:, :b] = packed
+        packed = padded
+    return packed.view(np.uint64)
+
+
+def hamming_distances(a: np.ndarray, b: np.ndarray, *, chunk: int = 2048) -> np.ndarray:
+    """All-pairs Hamming distances between two sets of packed binary descriptors.
+
+    Parameters
+    ----------
+    a : np.ndarray
+        ``(n, b) uint8`` packed bits (or ``(n, w) uint64`` from :func:`as_words64`).
+    b : np.ndarray
+        ``(m, b) uint8`` packed bits (or ``(m, w) uint64``).
+    chunk : int
+        Rows of ``a`` processed at once, bounding the ``(chunk, m, w)`` temporary.
+
+    Returns
+    -------
+    np.ndarray
+        ``(n, m) uint16`` distances (number of differing bits).
+    """
+    wa = a if a.dtype == np.uint64 else as_words64(a)
+    wb = b if b.dtype == np.uint64 else as_words64(b)
+    out = np.empty((wa.shape[0], wb.shape[0]), dtype=np.uint16)
+    for start in range(0, wa.shape[0], chunk):
+        x = np.bitwise_xor(wa[start:start + chunk, None, :], wb[None, :, :])
+        out[start:start + chunk] = np.bitwise_count(x).sum(axis=2, dtype=np.uint16)
+    return out
+
+
+def bitwise_majority(packed: np.ndarray, labels: np.ndarray, n_clusters: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cluster bitwise majority (the Hamming-space centroid, as in DBoW2's k-majority).
+
+    Parameters
+    ----------
+    packed : np.ndarray
+        ``(n, b) uint8`` packed bits.
+    labels : np.ndarray
+        ``(n,)`` integer cluster of each row, in ``0..n_clusters-1``.
+    n_clusters : int
+        Number of clusters.
+
+    Returns
+    -------
+    centroids : np.ndarray
+        ``(n_clusters, b) uint8``; a bit is set where more than half the members have it set
+        (ties round down). Empty clusters get all-zero centroids.
+    counts : np.ndarray
+        ``(n_clusters,) int64`` members per cluster.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    counts = np.bincount(labels, minlength=n_clusters).astype(np.int64)
+    order = np.argsort(labels, kind="stable")
+    bits = np.unpackbits(packed[order], axis=1).astype(np.int32)
+    sums = np.zeros((n_clusters, bits.shape[1]), dtype=np.int64)
+    present = np.flatnonzero(counts)
+    if present.size:
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))[present]
+        sums[present] = np.add.reduceat(bits, starts, axis=0)
+    majority = (2 * sums > counts[:, None]).astype(np.uint8)
+    return np.packbits(majority, axis=1), counts

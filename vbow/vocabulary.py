@@ -1,0 +1,490 @@
+"""Visual vocabularies: a two-level tree of words with multi-probe assignment.
+
+Both vocabularies share one structure (a vocabulary tree of depth two, as in Nistér & Stewénius
+2006): ``B1`` coarse cells, each split into up to ``B2`` words, so a 65,536-word vocabulary costs
+about 256 + 256·probes distance computations per descriptor instead of 65,536. Assignment probes
+the ``probes`` nearest coarse cells, which recovers most of the accuracy a flat vocabulary has.
+
+* :class:`KMeansVocabulary` clusters float descriptors (RootSIFT) with mini-batch k-means at the
+  coarse level and k-means inside each cell, under the L2 distance.
+* :class:`HammingVocabulary` clusters packed binary descriptors (ORB) with k-majority: Hamming
+  distance assignment and bitwise-majority centroids (never float k-means on bits).
+
+Training is seeded (``random_state``) and deterministic. Words that no training descriptor is
+assigned to are removed after training, so no word is empty.
+
+The vocabulary also owns the IDF weights (:meth:`Vocabulary.fit_idf`), learned from training
+images, so adding an image to an index never rewrites other entries (the DBoW design).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .errors import InvalidInputError, NotFittedError
+from .clustering import kmajority, kmeans_l2, sq_l2_distances
+from .hamming import as_words64, hamming_distances
+
+__all__ = ["Vocabulary", "KMeansVocabulary", "HammingVocabulary", "DescriptorSampler",
+           "make_vocabulary"]
+
+logger = logging.getLogger(__name__)
+
+
+class DescriptorSampler:
+    """Keep a uniform random sample of at most ``capacity`` descriptors from a stream.
+
+    Reservoir sampling (Algorithm R, vectorised per batch), so millions of descriptors can stream
+    through while only ``capacity`` rows are ever held.
+
+    Parameters
+    ----------
+    capacity : int
+        Maximum number of descriptors kept.
+    random_state : int
+        Seed; the same stream and seed give the same sample.
+    """
+
+    def __init__(self, capacity: int, random_state: int = 0) -> None:
+        if capacity < 1:
+            raise InvalidInputError(f"sampler capacity must be >= 1; got {capacity}")
+        self.capacity = int(capacity)
+        self._rng = np.random.default_rng(random_state)
+        self._buffer: np.ndarray | None = None
+        self._filled = 0
+        self.seen = 0
+
+    def add(self, descriptors: np.ndarray) -> None:
+        """Offer a ``(n, d)`` batch of descriptors to the sample."""
+        n = int(descriptors.shape[0])
+        if n == 0:
+            return
+        if self._buffer is None:
+            self._buffer = np.empty((self.capacity, descriptors.shape[1]), dtype=descriptors.dtype)
+        take = min(n, self.capacity - self._filled)
+        if take:
+            self._buffer[self._filled:self._filled + take] = descriptors[:take]
+            self._filled += take
+        rest = descriptors[take:]
+        if rest.shape[0]:
+            positions = self.seen + take + np.arange(rest.shape[0])  # 0-based stream positions
+            slots = (self._rng.random(rest.shape[0]) * (positions + 1)).astype(np.int64)
+            keep = slots < self.capacity
+            # later rows win when two land in one slot, as in sequential Algorithm R
+            self._buffer[slots[keep]] = rest[keep]
+        self.seen += n
+
+    def sample(self) -> np.ndarray:
+        """The sample so far, ``(min(seen, capacity), d)``."""
+        if self._buffer is None:
+            raise NotFittedError("the descriptor sampler has seen no descriptors")
+        return self._buffer[:self._filled]
+
+
+class Vocabulary:
+    """Two-level vocabulary tree; see the module docstring. Use a concrete subclass.
+
+    Parameters
+    ----------
+    n_words : int
+        Target number of words (the tree has ``ceil(sqrt(n_words))`` branches per level). Fewer
+        words are made when the training sample is too small to fill them
+        (``min_points_per_word``).
+    probes : int
+        Coarse cells searched per descriptor at assignment (1 = plain tree descent).
+    min_points_per_word : int
+        A cell of ``m`` training descriptors is split into at most ``m // min_points_per_word``
+        words.
+    random_state : int
+        Seed for every random choice in training.
+    coarse_sample_per_cell : int
+        The coarse level is clustered on at most this many sampled descriptors per coarse cell;
+        the words inside each cell are then learned from every sampled descriptor in the cell.
+
+    Attributes
+    ----------
+    coarse_ : np.ndarray
+        ``(B1, d)`` coarse centroids.
+    words_ : np.ndarray
+        ``(n_words_, d)`` word centroids, grouped by coarse cell.
+    cell_offsets_ : np.ndarray
+        ``(B1 + 1,) int64``; the words of cell ``c`` are ``words_[cell_offsets_[c]:cell_offsets_[c+1]]``.
+    idf_ : np.ndarray
+        ``(n_words_,) float32`` inverse document frequencies (see :meth:`fit_idf`).
+    """
+
+    kind: str = ""
+    dim: int = 0
+    dtype: np.dtype = np.dtype(np.float32)
+
+    def __init__(self, n_words: int = 65536, *, probes: int = 2, min_points_per_word: int = 4,
+                 random_state: int = 0, coarse_sample_per_cell: int = 256) -> None:
+        if int(n_words) < 2:
+            raise InvalidInputError(f"n_words must be >= 2; got {n_words}")
+        if int(probes) < 1:
+            raise InvalidInputError(f"probes must be >= 1; got {probes}")
+        if int(min_points_per_word) < 1:
+            raise InvalidInputError(f"min_points_per_word must be >= 1; got {min_points_per_word}")
+        self.n_words = int(n_words)
+        self.probes = int(probes)
+        self.min_points_per_word = int(min_points_per_word)
+        self.random_state = int(random_state)
+        self.coarse_sample_per_cell = int(coarse_sample_per_cell)
+
+    # ----------------------------------------------------------------------------------- params
+    def get_params(self) -> dict:
+        """Constructor parameters (saved in manifests)."""
+        return {"n_words": self.n_words, "probes": self.probes,
+                "min_points_per_word": self.min_points_per_word,
+                "random_state": self.random_state,
+                "coarse_sample_per_cell": self.coarse_sample_per_cell}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "words_")
+
+    @property
+    def n_words_(self) -> int:
+        """Number of words actually made by :meth:`fit`."""
+        self._check_fitted()
+        return int(self.words_.shape[0])
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "words_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted; call fit() first")
+
+    # ----------------------------------------------------------------------- metric (subclass)
+    def _distances(self, x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+        """``(n, k)`` distances (float32 squared L2, or Hamming bits) from rows of x to centroids."""
+        raise NotImplementedError
+
+    def _cluster(self, x: np.ndarray, k: int, seed: int, coarse: bool) -> np.ndarray:
+        """Cluster ``x`` into at most ``k`` centroids; returns ``(k', d)`` centroids."""
+        raise NotImplementedError
+
+    def _soft_scale(self, distances: np.ndarray) -> np.ndarray:
+        """Map distances to the squared-L2-on-unit-vectors scale used for soft weights."""
+        return distances.astype(np.float32)
+
+    # ----------------------------------------------------------------------------- validation
+    def check_descriptors(self, descriptors: np.ndarray, what: str = "descriptors") -> np.ndarray:
+        """Validate a ``(n, dim)`` array of this vocabulary's descriptor dtype and return it."""
+        if not isinstance(descriptors, np.ndarray):
+            raise InvalidInputError(f"{what} must be a numpy array; got {type(descriptors).__name__}")
+        if descriptors.ndim != 2 or descriptors.shape[1] != self.dim or descriptors.dtype != self.dtype:
+            raise InvalidInputError(
+                f"{what} must be (n, {self.dim}) {self.dtype}; got {descriptors.shape} "
+                f"{descriptors.dtype}")
+        return descriptors
+
+    # ------------------------------------------------------------------------------- training
+    def fit(self, descriptors: np.ndarray | Sequence[np.ndarray], *,
+            max_samples: int = 1_000_000) -> "Vocabulary":
+        """Learn the word tree from descriptors.
+
+        Parameters
+        ----------
+        descriptors : np.ndarray or sequence of np.ndarray
+            ``(n, dim)`` descriptors, or a sequence of per-image ``(n_i, dim)`` arrays. At most
+            ``max_samples`` rows are used (a seeded uniform sample, see :class:`DescriptorSampler`).
+        max_samples : int
+            Cap on the training sample.
+
+        Returns
+        -------
+        Vocabulary
+            ``self``, fitted.
+        """
+        batches = [descriptors] if isinstance(descriptors, np.ndarray) else list(descriptors)
+        sampler = DescriptorSampler(max_samples, self.random_state)
+        for batch in batches:
+            sampler.add(self.check_descriptors(batch))
+        if sampler.seen == 0:
+            raise InvalidInputError("cannot fit a vocabulary on zero descriptors")
+        x = sampler.sample()
+        rng = np.random.default_rng(self.random_state)
+        branching = max(2, math.ceil(math.sqrt(self.n_words)))
+        b1 = max(1, min(branching, x.shape[0] // max(1, self.min_points_per_word)))
+        logger.info("training %s: %d descriptors, up to %d x %d words", type(self).__name__,
+                    x.shape[0], b1, branching)
+        coarse_seed = int(rng.integers(2**31))
+        coarse_cap = self.coarse_sample_per_cell * b1
+        coarse_x = x if x.shape[0] <= coarse_cap else \
+            x[np.sort(rng.choice(x.shape[0], coarse_cap, replace=False))]
+        coarse = self._cluster(coarse_x, b1, coarse_seed, True)
+        labels = self._nearest(x, coarse)
+        order = np.argsort(labels, kind="stable")
+        counts = np.bincount(labels, minlength=coarse.shape[0])
+        bounds = np.concatenate(([0], np.cumsum(counts)))
+        words, offsets = [], [0]
+        seeds = rng.integers(2**31, size=coarse.shape[0])
+        for c in range(coarse.shape[0]):
+            members = x[order[bounds[c]:bounds[c + 1]]]
+            k = min(branching, members.shape[0] // self.min_points_per_word)
+            if members.shape[0] == 0:
+                cell_words = members
+            elif k <= 1:
+                cell_words = coarse[c:c + 1]
+            else:
+                cell_words = self._cluster(members, k, int(seeds[c]), False)
+            words.append(cell_words)
+            offsets.append(offsets[-1] + cell_words.shape[0])
+        self.coarse_ = np.ascontiguousarray(coarse)
+        self.words_ = np.ascontiguousarray(np.concatenate(words, axis=0))
+        self.cell_offsets_ = np.asarray(offsets, dtype=np.int64)
+        self._prepare()
+        self._drop_empty_words(x)
+        self.idf_ = np.ones(self.n_words_, dtype=np.float32)
+        self.n_training_images_ = 0
+        logger.info("vocabulary has %d words in %d cells", self.n_words_, self.coarse_.shape[0])
+        return self
+
+    def _drop_empty_words(self, x: np.ndarray) -> None:
+        used = np.bincount(self.quantize(x), minlength=self.n_words_) > 0
+        if used.all():
+            return
+        cell_of_word = np.repeat(np.arange(self.coarse_.shape[0]), np.diff(self.cell_offsets_))
+        self.words_ = np.ascontiguousarray(self.words_[used])
+        counts = np.bincount(cell_of_word[used], minlength=self.coarse_.shape[0])
+        self.cell_offsets_ = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        self._prepare()
+        logger.info("dropped %d empty words", int((~used).sum()))
+
+    def fit_idf(self, word_lists: Iterable[np.ndarray]) -> "Vocabulary":
+        """Learn IDF weights ``log(N / n_w)`` from the words of ``N`` training images.
+
+        Parameters
+        ----------
+        word_lists : iterable of np.ndarray
+            One integer array of word ids per training image (any multiplicity).
+
+        Returns
+        -------
+        Vocabulary
+            ``self``; ``idf_`` is set. Words seen in no image get the largest IDF, ``log(N)``...
+            plus one, i.e. the value of a word seen in half an image.
+        """
+        self._check_fitted()
+        df = np.zeros(self.n_words_, dtype=np.int64)
+        n_images = 0
+        for words in word_lists:
+            df[np.unique(np.asarray(words, dtype=np.int64))] += 1
+            n_images += 1
+        if n_images == 0:
+            raise InvalidInputError("fit_idf needs at least one image")
+        self.idf_ = np.log(n_images / np.maximum(df, 0.5)).astype(np.float32)
+        np.maximum(self.idf_, 0.0, out=self.idf_)
+        self.n_training_images_ = n_images
+        return self
+
+    # ----------------------------------------------------------------------------- assignment
+    def _prepare(self) -> None:
+        """Derived arrays for fast assignment (recomputed after fit or load)."""
+
+    def _nearest(self, x: np.ndarray, centroids: np.ndarray, chunk: int = 16384) -> np.ndarray:
+        out = np.empty(x.shape[0], dtype=np.int64)
+        for s in range(0, x.shape[0], chunk):
+            out[s:s + chunk] = np.argmin(self._distances(x[s:s + chunk], centroids), axis=1)
+        return out
+
+    def quantize(self, descriptors: np.ndarray) -> np.ndarray:
+        """Assign each descriptor to its nearest word (approximately, by probing the tree).
+
+        Parameters
+        ----------
+        descriptors : np.ndarray
+            ``(n, dim)`` descriptors of this vocabulary's dtype.
+
+        Returns
+        -------
+        np.ndarray
+            ``(n,) int32`` word ids in ``0..n_words_-1``.
+        """
+        words, _ = self.quantize_multi(descriptors, 1)
+        return words[:, 0]
+
+    def quantize_multi(self, descriptors: np.ndarray, k: int = 3, *, sigma: float = 0.1,
+                       chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+        """Multiple assignment: the ``k`` nearest words of each descriptor, with soft weights.
+
+        Parameters
+        ----------
+        descriptors : np.ndarray
+            ``(n, dim)`` descriptors of this vocabulary's dtype.
+        k : int
+            Words per descriptor.
+        sigma : float
+            Soft-assignment bandwidth: weight ``exp(-(d_j - d_1) / (2 sigma^2))`` where ``d`` is the
+            squared L2 distance between unit descriptors (Hamming distances are mapped to the same
+            scale as ``2 * bits / n_bits``).
+
+        Returns
+        -------
+        words : np.ndarray
+            ``(n, k) int32`` word ids, nearest first; ``-1`` where fewer than ``k`` words were
+            reachable.
+        weights : np.ndarray
+            ``(n, k) float32`` soft weights, 1 for the nearest word, 0 where ``words == -1``.
+        """
+        self._check_fitted()
+        self.check_descriptors(descriptors)
+        if int(k) < 1:
+            raise InvalidInputError(f"k must be >= 1; got {k}")
+        n = descriptors.shape[0]
+        words = np.full((n, k), -1, dtype=np.int32)
+        dists = np.full((n, k), np.inf, dtype=np.float32)
+        for s in range(0, n, chunk):
+            w, d = self._assign_chunk(descriptors[s:s + chunk], int(k))
+            words[s:s + chunk], dists[s:s + chunk] = w, d
+        weights = np.zeros((n, k), dtype=np.float32)
+        valid = words >= 0
+        if n:
+            scaled = self._soft_scale(np.where(valid, dists, 0))
+            rel = scaled - scaled[:, :1]
+            weights = np.where(valid, np.exp(-rel / (2.0 * sigma * sigma)), 0).astype(np.float32)
+        return words, weights
+
+    def _assign_chunk(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        n = x.shape[0]
+        n_cells = self.coarse_.shape[0]
+        p = min(self.probes, n_cells)
+        coarse_d = self._distances(x, self.coarse_)
+        if p < n_cells:
+            cells = np.argpartition(coarse_d, p - 1, axis=1)[:, :p]
+        else:
+            cells = np.broadcast_to(np.arange(n_cells), (n, n_cells))
+        pair_desc = np.repeat(np.arange(n), p)
+        pair_cell = cells.reshape(-1)
+        order = np.argsort(pair_cell, kind="stable")
+        sorted_cells = pair_cell[order]
+        bounds = np.flatnonzero(np.diff(sorted_cells)) + 1
+        starts = np.concatenate(([0], bounds))
+        ends = np.concatenate((bounds, [order.size]))
+        cand_w = np.full((n * p, k), -1, dtype=np.int32)
+        cand_d = np.full((n * p, k), np.inf, dtype=np.float32)
+        for s, e in zip(starts.tolist(), ends.tolist()):
+            c = int(sorted_cells[s])
+            w0, w1 = int(self.cell_offsets_[c]), int(self.cell_offsets_[c + 1])
+            if w1 == w0:
+                continue
+            rows = order[s:e]
+            d = self._cell_distances(x[pair_desc[rows]], c)
+            kk = min(k, w1 - w0)
+            if kk < w1 - w0:
+                top = np.argpartition(d, kk - 1, axis=1)[:, :kk]
+            else:
+                top = np.broadcast_to(np.arange(w1 - w0), (rows.size, w1 - w0))
+            cand_w[rows, :kk] = top + w0
+            cand_d[rows, :kk] = np.take_along_axis(d, top, axis=1)
+        cand_w = cand_w.reshape(n, p * k)
+        cand_d = cand_d.reshape(n, p * k)
+        best = np.argsort(cand_d, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(cand_w, best, axis=1), np.take_along_axis(cand_d, best, axis=1)
+
+    def _cell_distances(self, x: np.ndarray, cell: int) -> np.ndarray:
+        w0, w1 = int(self.cell_offsets_[cell]), int(self.cell_offsets_[cell + 1])
+        return self._distances(x, self.words_[w0:w1])
+
+    # ---------------------------------------------------------------------------- persistence
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The learned state as plain arrays (for bundles)."""
+        self._check_fitted()
+        return {"coarse": self.coarse_, "words": self.words_, "cell_offsets": self.cell_offsets_,
+                "idf": self.idf_}
+
+    def state_params(self) -> dict:
+        """Learned scalars that belong in a manifest."""
+        return {"kind": self.kind, "n_training_images": int(getattr(self, "n_training_images_", 0))}
+
+    @classmethod
+    def from_arrays(cls, params: dict, state: dict, arrays: dict[str, np.ndarray]) -> "Vocabulary":
+        """Rebuild a fitted vocabulary from :meth:`get_params`, :meth:`state_params` and arrays."""
+        vocab = cls(**params)
+        vocab.coarse_ = arrays["coarse"]
+        vocab.words_ = arrays["words"]
+        vocab.cell_offsets_ = np.asarray(arrays["cell_offsets"], dtype=np.int64)
+        vocab.idf_ = arrays["idf"]
+        vocab.n_training_images_ = int(state.get("n_training_images", 0))
+        if vocab.coarse_.ndim != 2 or vocab.coarse_.shape[1] != cls.dim or \
+                vocab.words_.shape[1:] != (cls.dim,) or \
+                vocab.cell_offsets_.shape != (vocab.coarse_.shape[0] + 1,) or \
+                int(vocab.cell_offsets_[-1]) != vocab.words_.shape[0] or \
+                vocab.idf_.shape != (vocab.words_.shape[0],):
+            raise InvalidInputError("vocabulary arrays are inconsistent with each other")
+        vocab._prepare()
+        return vocab
+
+
+class KMeansVocabulary(Vocabulary):
+    """Vocabulary tree for float descriptors (128-d RootSIFT/SIFT), trained with k-means.
+
+    Both levels use k-means++ seeded Lloyd k-means (:func:`vbow.clustering.kmeans_l2`) with chunked
+    float32 GEMMs. The coarse level is trained on a subsample of ``coarse_sample_per_cell`` points
+    per cell, and the training sample itself is a bounded reservoir sample, so streams of
+    millions of descriptors train in bounded memory and time.
+    """
+
+    kind = "kmeans"
+    dim = 128
+    dtype = np.dtype(np.float32)
+
+    def _prepare(self) -> None:
+        self._word_norms = np.einsum("ij,ij->i", self.words_, self.words_).astype(np.float32)
+        self._coarse_norms = np.einsum("ij,ij->i", self.coarse_, self.coarse_).astype(np.float32)
+
+    def _distances(self, x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+        if centroids is getattr(self, "coarse_", None) and hasattr(self, "_coarse_norms"):
+            return sq_l2_distances(x, centroids, self._coarse_norms)
+        return sq_l2_distances(x, centroids)
+
+    def _cell_distances(self, x: np.ndarray, cell: int) -> np.ndarray:
+        w0, w1 = int(self.cell_offsets_[cell]), int(self.cell_offsets_[cell + 1])
+        return sq_l2_distances(x, self.words_[w0:w1], self._word_norms[w0:w1])
+
+    def _cluster(self, x: np.ndarray, k: int, seed: int, coarse: bool) -> np.ndarray:
+        return kmeans_l2(x, k, seed=seed, max_iter=25 if coarse else 15)
+
+
+class HammingVocabulary(Vocabulary):
+    """Vocabulary tree for binary descriptors (ORB, 256 bits packed in 32 bytes).
+
+    Clustering is k-majority: k-means++ seeding under the Hamming distance, then alternating
+    nearest-centroid assignment by Hamming distance and bitwise-majority centroids. Empty
+    clusters are re-seeded with the points farthest from their centroids.
+    """
+
+    kind = "hamming"
+    dim = 32
+    dtype = np.dtype(np.uint8)
+
+    def _prepare(self) -> None:
+        self._words64 = as_words64(self.words_)
+        self._coarse64 = as_words64(self.coarse_)
+
+    def _distances(self, x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+        if centroids is getattr(self, "coarse_", None) and hasattr(self, "_coarse64"):
+            return hamming_distances(x, self._coarse64).astype(np.float32)
+        return hamming_distances(x, centroids).astype(np.float32)
+
+    def _cell_distances(self, x: np.ndarray, cell: int) -> np.ndarray:
+        w0, w1 = int(self.cell_offsets_[cell]), int(self.cell_offsets_[cell + 1])
+        return hamming_distances(x, self._words64[w0:w1]).astype(np.float32)
+
+    def _soft_scale(self, distances: np.ndarray) -> np.ndarray:
+        return (2.0 * distances / (8 * self.dim)).astype(np.float32)
+
+    def _cluster(self, x: np.ndarray, k: int, seed: int, coarse: bool) -> np.ndarray:
+        return kmajority(x, k, seed=seed, max_iter=15 if coarse else 10)
+
+
+def make_vocabulary(method: str, **params) -> Vocabulary:
+    """The vocabulary class for a feature method: ``"sift"`` → k-means, ``"orb"`` → Hamming."""
+    return (HammingVocabulary if method == "orb" else KMeansVocabulary)(**params)
