@@ -18,7 +18,7 @@ import numpy as np
 from .errors import ImageDecodeError, ImageError, InvalidInputError
 from .jpeg_header import is_jpeg, jpeg_looks_truncated, read_jpeg_header
 
-__all__ = ["ImageInput", "read_image", "decode_image", "to_bgr8", "apply_orientation",
+__all__ = ["ImageInput", "read_image", "load_image", "decode_image", "to_bgr8", "apply_orientation",
            "resize_max_side", "source_name"]
 
 logger = logging.getLogger(__name__)
@@ -160,6 +160,15 @@ def decode_image(data: bytes | bytearray | memoryview, *, max_side: int | None =
                  name: str = "<bytes>") -> np.ndarray:
     """Decode an encoded image (JPEG, PNG, TIFF, WebP, BMP, ...) to the canonical form.
 
+    See :func:`_decode` for parameters; returns the ``(h, w, 3) uint8`` BGR image only.
+    """
+    return _decode(data, max_side, name)[0]
+
+
+def _decode(data: bytes | bytearray | memoryview, max_side: int | None,
+            name: str) -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode an encoded image (JPEG, PNG, TIFF, WebP, BMP, ...) to the canonical form.
+
     Parameters
     ----------
     data : bytes
@@ -171,8 +180,10 @@ def decode_image(data: bytes | bytearray | memoryview, *, max_side: int | None =
 
     Returns
     -------
-    np.ndarray
+    image : np.ndarray
         ``(h, w, 3) uint8`` BGR, upright.
+    original_size : tuple of int
+        ``(width, height)`` of the upright image at full resolution.
 
     Raises
     ------
@@ -190,7 +201,9 @@ def decode_image(data: bytes | bytearray | memoryview, *, max_side: int | None =
         decoded = cv2.imdecode(buf, flag | cv2.IMREAD_IGNORE_ORIENTATION)
         if decoded is None:
             raise ImageDecodeError("OpenCV could not decode this JPEG (corrupt data)", name)
+        full = (header.width or decoded.shape[1], header.height or decoded.shape[0])
         decoded = apply_orientation(decoded, header.orientation)
+        original = (full[1], full[0]) if header.orientation >= 5 else full
     else:
         if bytes(data[:8]) == _PNG_SIGNATURE and b"IEND" not in bytes(data[-64:]):
             raise ImageDecodeError("PNG data is truncated (no IEND chunk)", name)
@@ -198,7 +211,8 @@ def decode_image(data: bytes | bytearray | memoryview, *, max_side: int | None =
         if decoded is None:
             raise ImageDecodeError("not an image, or a corrupt one: OpenCV could not decode it",
                                    name)
-    return resize_max_side(to_bgr8(decoded, name), max_side)
+        original = (int(decoded.shape[1]), int(decoded.shape[0]))
+    return resize_max_side(to_bgr8(decoded, name), max_side), original
 
 
 def read_image(source: ImageInput, *, max_side: int | None = 1024,
@@ -223,12 +237,19 @@ def read_image(source: ImageInput, *, max_side: int | None = 1024,
     Raises
     ------
     ImageError
-        The file is missing or unreadable (also an ``OSError``-free ``ValueError``), or the data is
-        empty, truncated, corrupt, or not an image. The message names the file.
+        The file is missing or unreadable, or the data is empty, truncated, corrupt, or not an
+        image. The message names the file.
     """
+    return load_image(source, max_side=max_side, name=name)[0]
+
+
+def load_image(source: ImageInput, *, max_side: int | None = 1024,
+               name: str | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """Like :func:`read_image`, also returning the ``(width, height)`` at full resolution."""
     label = source_name(source, name)
     if isinstance(source, np.ndarray):
-        return resize_max_side(to_bgr8(source, label), max_side)
+        image = to_bgr8(source, label)
+        return resize_max_side(image, max_side), (int(image.shape[1]), int(image.shape[0]))
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         try:
@@ -239,8 +260,8 @@ def read_image(source: ImageInput, *, max_side: int | None = 1024,
             raise ImageError("no such file", label) from None
         except OSError as exc:
             raise ImageError(f"cannot read file: {exc.strerror or exc}", label) from exc
-        return decode_image(data, max_side=max_side, name=label)
+        return _decode(data, max_side, label)
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return decode_image(source, max_side=max_side, name=label)
+        return _decode(source, max_side, label)
     raise InvalidInputError(f"image input must be a path, bytes or a numpy array; got "
                             f"{type(source).__name__}")

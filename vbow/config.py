@@ -1,0 +1,155 @@
+"""Engine settings and the named presets (``"sift"`` for accuracy, ``"orb"`` for low power)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .colour import ColourHistogram
+from .errors import InvalidInputError, UnknownOptionError
+from .features import METHODS
+from .verification import MODELS
+from .weighting import BURSTINESS
+
+__all__ = ["Config", "PRESETS", "get_config", "IDF_SOURCES"]
+
+IDF_SOURCES: tuple[str, ...] = ("vocabulary", "database")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of an :class:`vbow.ImageIndex`. Build one with :func:`get_config`.
+
+    Features
+        ``method`` ("sift" or "orb"), ``max_keypoints`` per image, ``max_side`` (images are
+        downscaled so the longer side is at most this), ``contrast_threshold`` (SIFT),
+        ``fast_threshold`` (ORB).
+    Vocabulary
+        ``n_words`` (target size), ``probes`` (coarse cells searched per descriptor),
+        ``max_training_descriptors`` (reservoir sample size), ``max_training_images`` (images
+        whose features train the vocabulary in :meth:`ImageIndex.build`).
+    Bag of words
+        ``burstiness`` ("sqrt", "log" or "none"), ``idf_source``: "vocabulary" (IDF learned with
+        the vocabulary from its training images: adding images never changes other entries) or
+        "database" (IDF recomputed over the indexed images whenever the index changes),
+        ``query_assignments`` (multiple assignment: words per query descriptor, 1 = off) and
+        ``assignment_sigma`` (soft weight bandwidth).
+    Colour fusion
+        ``colour``: :class:`vbow.colour.ColourHistogram` settings; ``colour_weight`` ``w`` in
+        the rule ``fused = bow + w * colour`` where ``bow`` is the TF-IDF cosine and ``colour``
+        the Bhattacharyya coefficient of the two colour histograms (0 disables colour);
+        ``colour_candidates``: colour is computed for the images with the best ``bow`` scores, at
+        most this many (all of them in catalogs up to that size).
+    Re-ranking
+        ``rerank`` (on by default), ``shortlist`` (candidates verified; ``None`` picks
+        ``clip(2 * sqrt(n_images), 20, 200)``), ``model`` ("similarity", "affine" or
+        "homography"), ``ransac_threshold`` (pixels of the processed query), ``min_inliers``,
+        ``max_fanout`` (words seen more often than this in an image give no correspondences).
+        Verified candidates score ``inliers + fused`` and rank above unverified ones, which keep
+        their ``fused`` score.
+    Other
+        ``random_state`` (every random choice), ``n_jobs`` (feature extraction processes; -1 =
+        all cores).
+    """
+
+    method: str = "sift"
+    max_keypoints: int = 1000
+    max_side: int = 640
+    contrast_threshold: float = 0.04
+    fast_threshold: int = 20
+    n_words: int = 65536
+    probes: int = 2
+    max_training_descriptors: int = 1_000_000
+    max_training_images: int = 5000
+    burstiness: str = "sqrt"
+    idf_source: str = "vocabulary"
+    query_assignments: int = 3
+    assignment_sigma: float = 0.1
+    colour: ColourHistogram = field(default_factory=ColourHistogram)
+    colour_weight: float = 0.3
+    colour_candidates: int = 5000
+    rerank: bool = True
+    shortlist: int | None = None
+    model: str = "homography"
+    ransac_threshold: float = 6.0
+    min_inliers: int = 8
+    max_fanout: int = 5
+    random_state: int = 0
+    n_jobs: int = -1
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise UnknownOptionError("feature method", self.method, METHODS)
+        if self.burstiness not in BURSTINESS:
+            raise UnknownOptionError("burstiness", self.burstiness, BURSTINESS)
+        if self.idf_source not in IDF_SOURCES:
+            raise UnknownOptionError("idf_source", self.idf_source, IDF_SOURCES)
+        if self.model not in MODELS:
+            raise UnknownOptionError("geometric model", self.model, MODELS)
+        positive = ("max_keypoints", "max_side", "n_words", "probes", "max_training_descriptors",
+                    "max_training_images", "query_assignments", "colour_candidates", "min_inliers",
+                    "max_fanout")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise InvalidInputError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if self.max_side > 4095:
+            raise InvalidInputError(f"max_side must be <= 4095 (keypoint storage); got {self.max_side}")
+        if self.shortlist is not None and self.shortlist < 1:
+            raise InvalidInputError(f"shortlist must be >= 1 or None; got {self.shortlist}")
+        if self.colour_weight < 0 or self.assignment_sigma <= 0 or self.ransac_threshold <= 0:
+            raise InvalidInputError("colour_weight must be >= 0, assignment_sigma and "
+                                    "ransac_threshold > 0")
+        if isinstance(self.colour, dict):
+            object.__setattr__(self, "colour", ColourHistogram(**self.colour))
+
+    def shortlist_for(self, n_images: int) -> int:
+        """Shortlist depth for a catalog of ``n_images`` (see the class docstring)."""
+        if self.shortlist is not None:
+            return int(self.shortlist)
+        return int(min(200, max(20, round(2 * math.sqrt(max(n_images, 1))))))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable settings (for manifests and reports)."""
+        out = dataclasses.asdict(self)
+        out["colour"] = self.colour.get_params()
+        return out
+
+    def replace(self, **changes: Any) -> "Config":
+        """A copy with some settings changed; unknown names raise and list the valid ones."""
+        valid = [f.name for f in dataclasses.fields(self)]
+        for name in changes:
+            if name not in valid:
+                raise UnknownOptionError("setting", name, valid)
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS: dict[str, Config] = {
+    "sift": Config(),
+    "orb": Config(method="orb", max_keypoints=1000, n_words=65536, ransac_threshold=8.0),
+}
+
+
+def get_config(preset: str | Config = "sift", **overrides: Any) -> Config:
+    """The settings of a named preset, with optional overrides.
+
+    Parameters
+    ----------
+    preset : str or Config
+        ``"sift"`` (accuracy, the default) or ``"orb"`` (low power), or a :class:`Config`.
+    **overrides
+        Any :class:`Config` field.
+
+    Raises
+    ------
+    UnknownOptionError
+        Unknown preset or setting name (the message lists the valid ones).
+    """
+    if isinstance(preset, Config):
+        base = preset
+    elif preset in PRESETS:
+        base = PRESETS[preset]
+    else:
+        raise UnknownOptionError("preset", preset, tuple(PRESETS))
+    return base.replace(**overrides) if overrides else base

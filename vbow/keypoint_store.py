@@ -1,0 +1,152 @@
+"""Compact per-image keypoint geometry and word ids, for geometric verification.
+
+This is the *direct index* of DBoW: for every indexed image, the visual word of each of its
+features and the feature's geometry, so correspondences with a query come from shared words with
+no descriptor matching. Features are stored CSR by image, in compact fixed-point form:
+
+* ``words``: word id per feature (``uint16`` when the vocabulary has at most 65,536 words,
+  else ``uint32``);
+* ``xy``: ``(F, 2) uint16`` coordinates in 1/16 pixel (images up to 4,095 px per side);
+* ``log_scale``: ``uint8``, ``round(16 * (log2(size) + 2))`` (sizes 0.25 .. ~16,000 px);
+* ``angle``: ``uint8``, 256 steps per turn.
+
+That is 8 bytes per feature with a 64k vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .csr import offsets_from_counts
+from .errors import InvalidInputError
+
+__all__ = ["KeypointStore", "encode_geometry", "decode_geometry", "MAX_COORD"]
+
+#: Largest coordinate (pixels) the fixed-point ``xy`` encoding can hold.
+MAX_COORD = 65535 / 16.0
+
+
+def word_dtype(n_words: int) -> np.dtype:
+    """The smallest unsigned dtype that holds word ids below ``n_words``."""
+    return np.dtype(np.uint16) if n_words <= 65536 else np.dtype(np.uint32)
+
+
+def encode_geometry(keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Encode ``(n, 4) float32`` keypoints (x, y, size, angle°) to ``xy``, ``log_scale``, ``angle``."""
+    kp = np.asarray(keypoints, dtype=np.float64)
+    xy = np.clip(np.rint(kp[:, :2] * 16.0), 0, 65535).astype(np.uint16)
+    log_scale = np.clip(np.rint(16.0 * (np.log2(np.maximum(kp[:, 2], 0.25)) + 2.0)), 0, 255).astype(np.uint8)
+    angle = (np.rint(np.mod(kp[:, 3], 360.0) * (256.0 / 360.0)).astype(np.int64) % 256).astype(np.uint8)
+    return xy, log_scale, angle
+
+
+def decode_geometry(xy: np.ndarray, log_scale: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`encode_geometry`: ``(n, 4) float32`` x, y, size, angle in degrees."""
+    out = np.empty((xy.shape[0], 4), dtype=np.float32)
+    out[:, :2] = xy.astype(np.float32) / 16.0
+    out[:, 2] = np.exp2(log_scale.astype(np.float32) / 16.0 - 2.0)
+    out[:, 3] = angle.astype(np.float32) * (360.0 / 256.0)
+    return out
+
+
+@dataclass
+class _Block:
+    offsets: np.ndarray   # (n + 1,) int64, local
+    words: np.ndarray
+    xy: np.ndarray
+    log_scale: np.ndarray
+    angle: np.ndarray
+
+
+class KeypointStore:
+    """Append-only store of (word, geometry) per image, addressed by image id.
+
+    Parameters
+    ----------
+    n_words : int
+        Vocabulary size (chooses the word id dtype).
+    """
+
+    def __init__(self, n_words: int) -> None:
+        self.n_words = int(n_words)
+        self.word_dtype = word_dtype(self.n_words)
+        self._blocks: list[_Block] = []
+        self._block_starts: list[int] = []
+        self.n_images = 0
+
+    def add(self, words: list[np.ndarray], keypoints: list[np.ndarray]) -> None:
+        """Append images: one ``(n_i,)`` word array and one ``(n_i, 4) float32`` keypoint array each."""
+        if len(words) != len(keypoints):
+            raise InvalidInputError("words and keypoints must have one entry per image")
+        counts = np.array([w.shape[0] for w in words], dtype=np.int64)
+        if any(k.shape != (c, 4) for k, c in zip(keypoints, counts)):
+            raise InvalidInputError("each image's keypoints must be (n_i, 4) matching its words")
+        flat_kp = np.concatenate(keypoints) if keypoints else np.zeros((0, 4), np.float32)
+        flat_w = np.concatenate(words) if words else np.zeros(0, np.int64)
+        if flat_kp.size and float(flat_kp[:, :2].max()) > MAX_COORD:
+            raise InvalidInputError(f"keypoint coordinates above {MAX_COORD:.0f} px cannot be stored;"
+                                    f" lower max_side")
+        xy, log_scale, angle = encode_geometry(flat_kp)
+        self._blocks.append(_Block(offsets_from_counts(counts), flat_w.astype(self.word_dtype),
+                                   xy, log_scale, angle))
+        self._block_starts.append(self.n_images)
+        self.n_images += len(words)
+        if len(self._blocks) > 64:
+            self._blocks = [self._merged()]
+            self._block_starts = [0]
+
+    def _merged(self) -> _Block:
+        if len(self._blocks) == 1:
+            return self._blocks[0]
+        counts = np.concatenate([np.diff(b.offsets) for b in self._blocks])
+        return _Block(offsets_from_counts(counts),
+                      np.concatenate([b.words for b in self._blocks]),
+                      np.concatenate([b.xy for b in self._blocks]),
+                      np.concatenate([b.log_scale for b in self._blocks]),
+                      np.concatenate([b.angle for b in self._blocks]))
+
+    def get(self, image_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """Words ``(n,) int64`` and keypoints ``(n, 4) float32`` of one image."""
+        if not 0 <= image_id < self.n_images:
+            raise InvalidInputError(f"image id {image_id} out of range 0..{self.n_images - 1}")
+        b = int(np.searchsorted(self._block_starts, image_id, side="right")) - 1
+        block = self._blocks[b]
+        local = image_id - self._block_starts[b]
+        s, e = int(block.offsets[local]), int(block.offsets[local + 1])
+        return (block.words[s:e].astype(np.int64),
+                decode_geometry(block.xy[s:e], block.log_scale[s:e], block.angle[s:e]))
+
+    def select(self, keep: np.ndarray) -> None:
+        """Keep only the images where ``keep`` is True, renumbered in order."""
+        block = self._merged()
+        keep = np.asarray(keep, dtype=bool)
+        counts = np.diff(block.offsets)
+        mask = np.repeat(keep, counts)
+        self._blocks = [_Block(offsets_from_counts(counts[keep]), block.words[mask], block.xy[mask],
+                               block.log_scale[mask], block.angle[mask])]
+        self._block_starts = [0]
+        self.n_images = int(keep.sum())
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Flat arrays for a bundle."""
+        block = self._merged() if self._blocks else _Block(
+            np.zeros(1, np.int64), np.zeros(0, self.word_dtype), np.zeros((0, 2), np.uint16),
+            np.zeros(0, np.uint8), np.zeros(0, np.uint8))
+        return {"kp_offsets": block.offsets, "kp_words": block.words, "kp_xy": block.xy,
+                "kp_log_scale": block.log_scale, "kp_angle": block.angle}
+
+    @classmethod
+    def from_arrays(cls, n_words: int, arrays: dict[str, np.ndarray]) -> "KeypointStore":
+        store = cls(n_words)
+        block = _Block(arrays["kp_offsets"], arrays["kp_words"], arrays["kp_xy"],
+                       arrays["kp_log_scale"], arrays["kp_angle"])
+        n_feat = block.words.shape[0]
+        if int(block.offsets[-1]) != n_feat or block.xy.shape != (n_feat, 2) or \
+                block.log_scale.shape != (n_feat,) or block.angle.shape != (n_feat,):
+            raise InvalidInputError("keypoint arrays are inconsistent with each other")
+        store._blocks = [block]
+        store._block_starts = [0]
+        store.n_images = int(block.offsets.shape[0] - 1)
+        return store

@@ -1,0 +1,138 @@
+"""Named result objects returned by :class:`vbow.ImageIndex`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+__all__ = ["Match", "SearchResult", "ImageFailure", "AddReport"]
+
+
+@dataclass(frozen=True)
+class Match:
+    """One catalog image returned for a query.
+
+    Attributes
+    ----------
+    key : str
+        The catalog image's key (e.g. a SKU).
+    score : float
+        Final ranking score: ``inliers + fused`` for verified matches, ``fused`` otherwise.
+    bow_score : float
+        TF-IDF cosine similarity of the bags of visual words, in [0, 1].
+    colour_score : float
+        Bhattacharyya coefficient of the colour histograms, in [0, 1] (0 when not computed).
+    inliers : int
+        Geometrically verified correspondences (0 = not verified or verification failed).
+    transform : np.ndarray or None
+        ``(3, 3) float64`` homography (or affine/similarity in homogeneous form) mapping
+        catalog-image pixel coordinates to query-photo pixel coordinates, both in the original
+        images' pixels; None if not verified.
+    inlier_points : np.ndarray
+        ``(inliers, 4) float32`` rows ``(query_x, query_y, catalog_x, catalog_y)`` in original
+        pixels: the verified correspondences, for drawing.
+    metadata : Mapping
+        The metadata stored with the catalog image.
+    rank : int
+        0-based position in the result list.
+    """
+
+    key: str
+    score: float
+    bow_score: float
+    colour_score: float
+    inliers: int
+    transform: np.ndarray | None
+    inlier_points: np.ndarray
+    metadata: Mapping[str, Any]
+    rank: int
+
+    @property
+    def verified(self) -> bool:
+        """True if geometric verification found a model with enough inliers."""
+        return self.inliers > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable summary (no point arrays)."""
+        return {"key": self.key, "score": round(float(self.score), 6),
+                "bow_score": round(float(self.bow_score), 6),
+                "colour_score": round(float(self.colour_score), 6), "inliers": int(self.inliers),
+                "transform": None if self.transform is None else self.transform.tolist(),
+                "metadata": dict(self.metadata)}
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Ranked matches for one query image.
+
+    Attributes
+    ----------
+    query : str
+        The query's name (its path, or a description of an array / bytes input).
+    matches : tuple of Match
+        Best first.
+    timings : Mapping of str to float
+        Seconds spent per stage (``features``, ``quantize``, ``score``, ``rerank``, ``total``).
+    """
+
+    query: str
+    matches: tuple[Match, ...]
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.matches)
+
+    def __iter__(self) -> Iterator[Match]:
+        return iter(self.matches)
+
+    def __getitem__(self, i: int) -> Match:
+        return self.matches[i]
+
+    @property
+    def keys(self) -> list[str]:
+        """Keys of the matches, best first."""
+        return [m.key for m in self.matches]
+
+    @property
+    def best(self) -> Match | None:
+        """The top match, or None for an empty result."""
+        return self.matches[0] if self.matches else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form: the query and, per match, its key, score, inliers, ..."""
+        return {"query": self.query, "results": [m.to_dict() for m in self.matches],
+                "timings": {k: round(v, 6) for k, v in self.timings.items()}}
+
+
+@dataclass(frozen=True)
+class ImageFailure:
+    """An input that could not be used, and why."""
+
+    source: str
+    error: str
+    error_type: str
+
+
+@dataclass(frozen=True)
+class AddReport:
+    """What :meth:`vbow.ImageIndex.add` did.
+
+    Attributes
+    ----------
+    added : tuple of str
+        Keys of the images now in the index.
+    failed : tuple of ImageFailure
+        Inputs skipped because they could not be read (each named, with the error).
+    seconds : float
+        Wall time.
+    """
+
+    added: tuple[str, ...]
+    failed: tuple[ImageFailure, ...]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
