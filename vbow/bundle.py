@@ -62,6 +62,8 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         text = manifest_path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise BundleFormatError("not a vbow bundle: manifest.json is missing", manifest_path) from None
+    except UnicodeDecodeError as exc:
+        raise BundleFormatError(f"corrupt manifest (not UTF-8: {exc})", manifest_path) from None
     except OSError as exc:
         raise BundleFormatError(f"cannot read: {exc}", manifest_path) from exc
     try:
@@ -109,7 +111,7 @@ def save_bundle(path: str | os.PathLike, format_name: str, format_version: int,
         except (BundleError, TypeError, ValueError):
             logger.warning("%s: replacing an unreadable manifest", path / MANIFEST)
     table: dict[str, dict[str, Any]] = {}
-    written: list[Path] = []
+    written: list[Path] = []  # every file this save created, removed again if it fails
     try:
         for name, array in arrays.items():
             array = np.asarray(array)
@@ -118,26 +120,28 @@ def save_bundle(path: str | os.PathLike, format_name: str, format_version: int,
             array = array.astype(array.dtype.newbyteorder("<"), copy=False)
             file_name = f"{name}.g{generation}.npy"
             target = path / file_name
+            written.append(target)
             with open(target, "wb") as fh:
-                np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+                # np.ascontiguousarray would turn a 0-d array into shape (1,)
+                np.save(fh, np.require(array, requirements="C"), allow_pickle=False)
                 fh.flush()
                 os.fsync(fh.fileno())
-            written.append(target)
             table[name] = {"file": file_name, "dtype": array.dtype.str, "shape": list(array.shape),
                            "bytes": target.stat().st_size, "crc32": _crc32_file(target)}
         manifest = {"format": format_name, "format_version": int(format_version),
                     "generation": generation, **meta, "arrays": table}
         fd, tmp_name = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=path)
+        written.append(Path(tmp_name))
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(manifest, fh, indent=1, sort_keys=False)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp_name, path / MANIFEST)
-        _fsync_dir(path)
+        os.replace(tmp_name, path / MANIFEST)  # the commit point: nothing is rolled back after it
     except BaseException:
         for target in written:
             target.unlink(missing_ok=True)
         raise
+    _fsync_dir(path)
     for file_name in old_files:
         if file_name not in {spec["file"] for spec in table.values()}:
             (path / file_name).unlink(missing_ok=True)
@@ -189,6 +193,9 @@ def load_bundle(path: str | os.PathLike, format_name: str, max_version: int, *,
             shape, dtype, size = tuple(spec["shape"]), np.dtype(spec["dtype"]), int(spec["bytes"])
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleFormatError(f"corrupt manifest entry for array {name!r}", manifest_path) from exc
+        if not isinstance(spec["file"], str) or Path(spec["file"]).name != spec["file"]:
+            raise BundleFormatError(f"array {name!r}: file {spec['file']!r} is not a plain file name "
+                                    f"inside the bundle", manifest_path)
         if not file_path.is_file():
             raise BundleFormatError(f"array file is missing (array {name!r})", file_path)
         actual = file_path.stat().st_size

@@ -124,7 +124,7 @@ def kmeans_l2(x: np.ndarray, k: int, *, seed: int = 0, max_iter: int = 20, tol: 
             far = np.argsort(-best, kind="stable")[:empty.size]
             centroids[empty[:far.size]] = x[far]
         inertia = float(best.mean())
-        if empty.size == 0 and previous - inertia <= tol * max(previous, 1e-12):
+        if empty.size == 0 and np.isfinite(previous) and previous - inertia <= tol * previous:
             break
         previous = inertia
     return centroids

@@ -38,17 +38,22 @@ class Config:
         ``assignment_sigma`` (soft weight bandwidth).
     Colour fusion
         ``colour``: :class:`vbow.colour.ColourHistogram` settings; ``colour_weight`` ``w`` in
-        the rule ``fused = bow + w * colour`` where ``bow`` is the TF-IDF cosine and ``colour``
-        the Bhattacharyya coefficient of the two colour histograms (0 disables colour);
+        the rule ``fused = z(bow) + w * z(colour)``, where ``bow`` is the TF-IDF cosine,
+        ``colour`` the Bhattacharyya coefficient of the two colour histograms, and ``z``
+        standardises a score over the candidate images of this query (subtract the mean, divide
+        by the standard deviation). Standardising makes the rule independent of each score's
+        scale: a cover photographed under odd light keeps its strong word score, while colour
+        still separates textureless or 3-D objects. ``w = 0`` disables colour.
         ``colour_candidates``: colour is computed for the images with the best ``bow`` scores, at
-        most this many (all of them in catalogs up to that size).
+        most this many (all of them in catalogs up to that size); the others get the lowest
+        colour z-score seen.
     Re-ranking
         ``rerank`` (on by default), ``shortlist`` (candidates verified; ``None`` picks
         ``clip(2 * sqrt(n_images), 20, 200)``), ``model`` ("similarity", "affine" or
         "homography"), ``ransac_threshold`` (pixels of the processed query), ``min_inliers``,
         ``max_fanout`` (words seen more often than this in an image give no correspondences).
-        Verified candidates score ``inliers + fused`` and rank above unverified ones, which keep
-        their ``fused`` score.
+        The final score is ``inliers + fused``: verified candidates (``inliers >= min_inliers``)
+        gain their inlier count, the others keep their ``fused`` score.
     Other
         ``random_state`` (every random choice), ``n_jobs`` (feature extraction processes; -1 =
         all cores).
@@ -68,7 +73,7 @@ class Config:
     query_assignments: int = 3
     assignment_sigma: float = 0.1
     colour: ColourHistogram = field(default_factory=ColourHistogram)
-    colour_weight: float = 0.3
+    colour_weight: float = 1.0
     colour_candidates: int = 5000
     rerank: bool = True
     shortlist: int | None = None

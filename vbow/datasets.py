@@ -68,7 +68,7 @@ def read_groundtruth(csv_path: str | os.PathLike) -> Dataset:
     """
     csv_path = Path(csv_path)
     try:
-        fh = open(csv_path, newline="", encoding="utf-8")
+        fh = open(csv_path, newline="", encoding="utf-8-sig")  # -sig: Excel writes a BOM
     except OSError as exc:
         raise DatasetError(f"{csv_path}: cannot read: {exc.strerror or exc}") from None
     with fh:

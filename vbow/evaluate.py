@@ -45,7 +45,8 @@ class EvaluationReport:
     ns: float | None
     recall_at_1: float
     map: float
-    seconds: dict[str, float]
+    seconds: float
+    timings: dict[str, float]
     preset: str = "sift"
     failed: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
@@ -198,8 +199,8 @@ def evaluate(dataset: str | os.PathLike, distractors: Sequence[str | os.PathLike
                             [im.group for im in queries], catalog_groups, ds.has_both)
     preset_name = preset if isinstance(preset, str) else "custom"
     return EvaluationReport(ds.name, len(index), len(queries), scores["ns"], scores["recall_at_1"],
-                            scores["map"], {k: round(v, 3) for k, v in seconds.items()},
-                            preset_name, failed,
+                            scores["map"], round(seconds["total"], 3),
+                            {k: round(v, 3) for k, v in seconds.items()}, preset_name, failed,
                             {"search_ms_p50": round(float(np.percentile(lat, 50)) * 1000, 2),
                              "search_ms_p95": round(float(np.percentile(lat, 95)) * 1000, 2),
                              "machine": machine_description()})

@@ -47,7 +47,9 @@ def source_name(source: ImageInput, name: str | None = None) -> str:
         return os.fspath(source)
     if isinstance(source, np.ndarray):
         return f"<array {source.shape} {source.dtype}>"
-    return f"<{len(source)} bytes>"
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<{len(source)} bytes>"
+    return f"<{type(source).__name__}>"
 
 
 def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
@@ -205,7 +207,7 @@ def _decode(data: bytes | bytearray | memoryview, max_side: int | None,
         decoded = apply_orientation(decoded, header.orientation)
         original = (full[1], full[0]) if header.orientation >= 5 else full
     else:
-        if bytes(data[:8]) == _PNG_SIGNATURE and b"IEND" not in bytes(data[-64:]):
+        if bytes(data[:8]) == _PNG_SIGNATURE and _png_looks_truncated(data):
             raise ImageDecodeError("PNG data is truncated (no IEND chunk)", name)
         decoded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
         if decoded is None:
@@ -213,6 +215,25 @@ def _decode(data: bytes | bytearray | memoryview, max_side: int | None,
                                    name)
         original = (int(decoded.shape[1]), int(decoded.shape[0]))
     return resize_max_side(to_bgr8(decoded, name), max_side), original
+
+
+def _png_looks_truncated(data: bytes | bytearray | memoryview) -> bool:
+    """True unless walking the PNG chunks from the signature reaches a complete IEND chunk.
+
+    libpng may return a partly grey image for a cut file; bytes after IEND (some tools append
+    data) are allowed.
+    """
+    view = memoryview(data)
+    pos, n = len(_PNG_SIGNATURE), len(view)
+    while pos + 8 <= n:
+        length = int.from_bytes(view[pos:pos + 4], "big")
+        end = pos + 12 + length  # length, type, data, CRC
+        if end > n:
+            return True
+        if bytes(view[pos + 4:pos + 8]) == b"IEND":
+            return False
+        pos = end
+    return True
 
 
 def read_image(source: ImageInput, *, max_side: int | None = 1024,

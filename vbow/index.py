@@ -151,7 +151,8 @@ class ImageIndex:
         return extract_many(self._extractor, images, n_jobs=self.config.n_jobs, names=names,
                             progress=progress, description=description)
 
-    def _fit_on_features(self, feats: Sequence[Features]) -> None:
+    def _fit_on_features(self, feats: Sequence[Features]) -> list[np.ndarray]:
+        """Train vocabulary and IDF; returns the training images' word arrays (for reuse)."""
         cfg = self.config
         vocab = make_vocabulary(cfg.method, n_words=cfg.n_words, probes=cfg.probes,
                                 random_state=cfg.random_state)
@@ -166,6 +167,7 @@ class ImageIndex:
         vocab.fit_idf(words)
         self.vocabulary = vocab
         self._clear()
+        return words
 
     @staticmethod
     def _descriptors32(f: Features) -> np.ndarray:
@@ -254,21 +256,29 @@ class ImageIndex:
         images = _as_list(images)
         keys_list, meta_json = self._check_new_entries(images, keys, metadata, fresh=True)
         chosen = set(self._training_subset(len(images)).tolist())
-        results = list(self._extract(images, keys_list, progress, "features"))
+        results = list(self._extract(images, self._names(images, keys_list), progress, "features"))
         good = [i for i, r in enumerate(results) if isinstance(r, ImageFeatures)]
-        feats = [results[i].features for i in good if i in chosen]
-        if not feats:
+        training = [i for i in good if i in chosen]
+        if not training:
             raise InvalidInputError("no catalog image could be read; see the failures: " +
                                     "; ".join(r.error for r in results[:5]))
-        self._fit_on_features(feats)
-        self._add_features([results[i] for i in good], [keys_list[i] for i in good],
-                           [meta_json[i] for i in good])
+        known = dict(zip(training, self._fit_on_features([results[i].features for i in training])))
+        rest = [i for i in good if i not in known]
+        known.update(zip(rest, self._quantize_all(self.vocabulary, [results[i].features for i in rest])))
+        self._add_described([results[i] for i in good], [known[i] for i in good],
+                            [keys_list[i] for i in good], [meta_json[i] for i in good])
         failed = tuple(r for r in results if isinstance(r, ImageFailure))
         for f in failed:
             logger.warning("skipped %s", f.error)
         return AddReport(tuple(keys_list[i] for i in good), failed, time.perf_counter() - t0)
 
     # -------------------------------------------------------------------------------- indexing
+    @staticmethod
+    def _names(images: list[ImageInput], keys: list[str]) -> list[str]:
+        """Names for error messages: the file path where there is one, else the key."""
+        return [os.fspath(im) if isinstance(im, (str, os.PathLike)) else k
+                for im, k in zip(images, keys)]
+
     def _check_new_entries(self, images: list[ImageInput], keys: Sequence[str] | None,
                            metadata: Sequence[Mapping[str, Any] | None] | None,
                            fresh: bool = False) -> tuple[list[str], list[str]]:
@@ -333,7 +343,7 @@ class ImageIndex:
         t0 = time.perf_counter()
         images = _as_list(images)
         keys_list, meta_json = self._check_new_entries(images, keys, metadata)
-        results = list(self._extract(images, keys_list, progress, "indexing"))
+        results = list(self._extract(images, self._names(images, keys_list), progress, "indexing"))
         failed = tuple(r for r in results if isinstance(r, ImageFailure))
         if failed and on_error == "raise":
             raise ImageError(failed[0].error)
@@ -352,8 +362,11 @@ class ImageIndex:
         self._add_features(list(features), keys_list, meta_json)
 
     def _add_features(self, feats: list[ImageFeatures], keys: list[str], meta_json: list[str]) -> None:
-        vocab = self._require_fitted()
-        words = self._quantize_all(vocab, [f.features for f in feats])
+        words = self._quantize_all(self._require_fitted(), [f.features for f in feats])
+        self._add_described(feats, words, keys, meta_json)
+
+    def _add_described(self, feats: list[ImageFeatures], words: list[np.ndarray], keys: list[str],
+                       meta_json: list[str]) -> None:
         self._add_quantized(words, [f.features.keypoints for f in feats],
                             np.stack([f.colour for f in feats]) if feats else
                             np.zeros((0, self.config.colour.n_bins), np.float32),
@@ -587,16 +600,7 @@ class ImageIndex:
         words, tf = bag_of_words(q_words, q_weights)
         bow = self._index.scores(words, tfidf(words, tf, idf, cfg.burstiness), idf)
         allowed = self._filter_mask(where)
-        fused = bow.astype(np.float64)
-        colour = np.zeros_like(fused)
-        if cfg.colour_weight > 0:
-            pool = np.flatnonzero(allowed)
-            if pool.size > cfg.colour_candidates:
-                pool = pool[np.argpartition(-bow[pool], cfg.colour_candidates - 1)[:cfg.colour_candidates]]
-            q_colour = np.clip(np.rint(query.colour * 255), 0, 255).astype(np.float32)
-            colour[pool] = (self._colour[pool].astype(np.float32) @ q_colour) / (255.0 * 255.0)
-            fused += cfg.colour_weight * colour
-        fused[~allowed] = -np.inf
+        fused, colour = self._fuse(bow, query.colour, allowed)
         n_allowed = int(allowed.sum())
         do_rerank = cfg.rerank if rerank is None else bool(rerank)
         depth = min(n_allowed, max(int(top_k), cfg.shortlist_for(len(self)) if shortlist is None
@@ -639,6 +643,37 @@ class ImageIndex:
                                  json.loads(self._meta[doc]), rank))
         timings["total"] = sum(timings.values())
         return SearchResult(query.name, tuple(matches), timings)
+
+    def _fuse(self, bow: np.ndarray, query_colour: np.ndarray,
+              allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fused similarity ``z(bow) + w * z(colour)`` (see Config).
+
+        The standardisation statistics are taken over every live image, so a metadata filter
+        only removes candidates and never reorders the ones it keeps. Returns the fused scores
+        (``-inf`` where not allowed) and the raw colour similarities (0 where not computed).
+        """
+        cfg = self.config
+        live = self._index.alive
+        pool = np.flatnonzero(live)
+        fused = np.full(bow.shape[0], -np.inf)
+        colour = np.zeros(bow.shape[0], dtype=np.float64)
+        if pool.size == 0:
+            return fused, colour
+        b = bow[pool].astype(np.float64)
+        fused[pool] = (b - b.mean()) / (b.std() + 1e-9)
+        if cfg.colour_weight > 0:
+            if pool.size > cfg.colour_candidates:
+                pool = pool[np.argpartition(-bow[pool], cfg.colour_candidates - 1)[:cfg.colour_candidates]]
+            q = np.clip(np.rint(query_colour * 255), 0, 255).astype(np.float32)
+            c = (self._colour[pool].astype(np.float32) @ q).astype(np.float64) / (255.0 * 255.0)
+            colour[pool] = c
+            zc = (c - c.mean()) / (c.std() + 1e-9)
+            outside = live.copy()
+            outside[pool] = False
+            fused[outside] += cfg.colour_weight * zc.min()
+            fused[pool] += cfg.colour_weight * zc
+        fused[~allowed] = -np.inf
+        return fused, colour
 
     def _verify(self, feats: Features, q_words: np.ndarray, doc: int):
         cfg = self.config

@@ -19,7 +19,8 @@ class Match:
     key : str
         The catalog image's key (e.g. a SKU).
     score : float
-        Final ranking score: ``inliers + fused`` for verified matches, ``fused`` otherwise.
+        Final ranking score, ``inliers + fused``, where ``fused`` is the standardised word and
+        colour similarity (see :class:`vbow.Config`) and ``inliers`` is 0 when not verified.
     bow_score : float
         TF-IDF cosine similarity of the bags of visual words, in [0, 1].
     colour_score : float

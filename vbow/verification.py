@@ -69,7 +69,8 @@ def word_correspondences(query_words: np.ndarray, db_words: np.ndarray, *,
     ----------
     query_words : np.ndarray
         ``(nq,)`` or ``(nq, k) int`` word ids of the query's features (``k`` > 1 with multiple
-        assignment; ``-1`` entries are ignored).
+        assignment; ``-1`` entries are ignored). The words of one row must be distinct, as
+        :meth:`vbow.vocabulary.Vocabulary.quantize_multi` returns them.
     db_words : np.ndarray
         ``(nd,) int`` word ids of the catalog image's features.
     max_fanout : int
@@ -105,8 +106,8 @@ def word_correspondences(query_words: np.ndarray, db_words: np.ndarray, *,
     positions = gather_ranges(lo, lengths)
     if positions.size == 0:
         return _EMPTY_PAIRS
-    pairs = np.stack([np.repeat(q_idx, lengths), order[positions]], axis=1)
-    return np.unique(pairs, axis=0)
+    # a descriptor's k assigned words are distinct, so every pair occurs once
+    return np.stack([np.repeat(q_idx, lengths), order[positions]], axis=1)
 
 
 def _similarity_hypotheses(q: np.ndarray, d: np.ndarray, hyp: np.ndarray, tol: float,
@@ -122,7 +123,7 @@ def _similarity_hypotheses(q: np.ndarray, d: np.ndarray, hyp: np.ndarray, tol: f
     py = q[hyp, 1][:, None] + s * (sn * dx + c * dy)
     close = (px - q[None, :, 0]) ** 2 + (py - q[None, :, 1]) ** 2 < tol * tol
     same_scale = np.abs(ratio[None, :] - ratio[hyp][:, None]) < scale_tol
-    drot = np.abs(np.angle(np.exp(1j * (rot[None, :] - rot[hyp][:, None]))))
+    drot = np.abs(np.mod(rot[None, :] - rot[hyp][:, None] + np.pi, 2 * np.pi) - np.pi)
     return close & same_scale & (drot < angle_tol)
 
 
@@ -158,7 +159,7 @@ def _plausible(transform: np.ndarray, db_size: tuple[int, int]) -> bool:
 def verify_pair(query_kp: np.ndarray, db_kp: np.ndarray, pairs: np.ndarray, *,
                 db_size: tuple[int, int], model: str = "homography", threshold: float = 6.0,
                 hypothesis_tolerance: float = 0.08, max_hypotheses: int = 200,
-                min_inliers: int = 6, seed: int = 0) -> Verification:
+                min_inliers: int = 8, seed: int = 0) -> Verification:
     """Fit a geometric model to word correspondences and count its inliers.
 
     Parameters

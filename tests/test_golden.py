@@ -1,0 +1,36 @@
+"""A bundle written by an earlier vbow (tests/data/golden-index-v*) must keep loading and working.
+
+The golden bundles are committed; tests/data/make_golden.py documents how each was made.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import vbow
+from vbow.synthetic import make_catalog
+
+DATA = Path(__file__).parent / "data"
+GOLDEN = sorted(DATA.glob("golden-index-v*"))
+# must match tests/data/make_golden.py
+GOLDEN_CATALOG = dict(n_products=3, photos_per_product=1, seed=7, size=192, difficulty=0.3)
+
+
+def test_there_is_a_golden_bundle():
+    assert GOLDEN, f"no golden bundle in {DATA}"
+
+
+@pytest.mark.parametrize("bundle", GOLDEN, ids=[p.name for p in GOLDEN])
+@pytest.mark.parametrize("mmap", [True, False])
+def test_golden_bundle_loads_and_finds_its_products(bundle, mmap):
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["format"] == "vbow-index"
+    index = vbow.ImageIndex.load(bundle, mmap=mmap, verify_checksums=True)
+    cat = make_catalog(**GOLDEN_CATALOG)
+    assert index.keys == cat.names
+    assert [index.metadata(k)["category"] for k in cat.names] == cat.categories
+    hits = sum(index.search(p.image, top_k=3).best.key == cat.names[p.product] for p in cat.photos)
+    assert hits >= len(cat.photos) - 1
