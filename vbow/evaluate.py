@@ -18,17 +18,16 @@ import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from .config import Config
-from .datasets import Dataset, load_source, scan_folder
+from .datasets import Dataset, load_source
 from .errors import DatasetError
 from .index import ImageIndex
 from .metrics import average_precision, ns_score, recall_at_k
-from .results import ImageFailure, SearchResult
+from .results import ImageFailure
 
 __all__ = ["EvaluationReport", "evaluate", "score_rankings", "machine_description"]
 

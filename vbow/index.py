@@ -29,7 +29,7 @@ from .config import Config, get_config
 from .errors import ImageError, InvalidInputError, NotFittedError, BundleFormatError
 from .extraction import Extractor, ImageFeatures, extract_many
 from .features import FeatureExtractor, Features
-from .image_input import ImageInput, source_name
+from .image_input import ImageInput
 from .inverted_index import InvertedIndex
 from .keypoint_store import KeypointStore
 from .progress import Progress
@@ -551,8 +551,9 @@ class ImageIndex:
         query = self.describe(image, name)
         result = self.search_features(query, top_k, where=where, rerank=rerank, shortlist=shortlist)
         timings = dict(result.timings)
-        timings["features"] = timings["total"] and (time.perf_counter() - t0 - timings["total"])
-        timings["total"] = time.perf_counter() - t0
+        elapsed = time.perf_counter() - t0
+        timings["features"] = elapsed - timings.get("total", 0.0)
+        timings["total"] = elapsed
         return SearchResult(result.query, result.matches, timings)
 
     def search_many(self, images: Sequence[ImageInput], top_k: int = 10, *, where: Where = None,

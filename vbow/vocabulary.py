@@ -269,8 +269,8 @@ class Vocabulary:
         Returns
         -------
         Vocabulary
-            ``self``; ``idf_`` is set. Words seen in no image get the largest IDF, ``log(N)``...
-            plus one, i.e. the value of a word seen in half an image.
+            ``self``; ``idf_`` is set. A word seen in no training image is treated as seen in
+            half of one, so its IDF is ``log(2 N)``, the largest.
         """
         self._check_fitted()
         df = np.zeros(self.n_words_, dtype=np.int64)
