@@ -11,6 +11,7 @@ import pytest
 from conftest import N_PRODUCTS, SIFT_SETTINGS, corner_errors, project
 
 import vbow
+from vbow.inverted_index import TF_CAP
 from vbow.errors import ImageError, InvalidInputError, NotFittedError, UnknownOptionError
 from vbow.results import ImageFailure
 from vbow.weighting import bag_of_words
@@ -121,7 +122,7 @@ def test_results_agree_with_a_dense_tfidf_recomputation(sift_index, catalog):
     for i, img in enumerate(catalog.products):
         words = vocab.quantize(sift_index.describe(img).features.descriptors)
         for w, c in Counter(words.tolist()).items():
-            db[i, w] = np.sqrt(min(c, 255)) * idf[w]
+            db[i, w] = np.sqrt(min(c, TF_CAP)) * idf[w]  # stored counts are capped
     db /= np.linalg.norm(db, axis=1, keepdims=True)
     for p in catalog.photos[::6]:
         q = sift_index.describe(p.image)
@@ -161,7 +162,7 @@ def test_save_load_gives_identical_results(sift_index, sift_results, index_bundl
 def test_loaded_index_is_memory_mapped_read_only(index_bundle):
     loaded = vbow.ImageIndex.load(index_bundle, mmap=True)
     seg = loaded._index.segments[0]
-    assert isinstance(seg.docs, np.memmap) and not seg.docs.flags.writeable
+    assert isinstance(seg.postings, np.memmap) and not seg.postings.flags.writeable
 
 
 def test_saving_twice_and_reloading(index_bundle, tmp_path, catalog):
@@ -507,7 +508,7 @@ def test_database_idf_matches_a_dense_recomputation(catalog):
         for m in r:
             dv = np.zeros(vocab.n_words_)
             for w, c in Counter(doc_words[m.key].tolist()).items():
-                dv[w] = np.sqrt(min(c, 255)) * idf[w]
+                dv[w] = np.sqrt(min(c, TF_CAP)) * idf[w]
             expected = float(dv @ qv / np.linalg.norm(dv))
             assert m.bow_score == pytest.approx(expected, abs=5e-5), m.key
 

@@ -8,14 +8,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vbow.errors import InvalidInputError, UnknownOptionError
-from vbow.inverted_index import InvertedIndex
+from vbow.inverted_index import TF_CAP, InvertedIndex, pack_postings, unpack_postings
 from vbow.weighting import BURSTINESS, tfidf
 
 REF_BURST = {"sqrt": np.sqrt, "log": np.log1p, "none": lambda t: t}
 
 
 def random_docs(rng: np.random.Generator, n_docs: int, n_words: int) -> list[dict[int, int]]:
-    """Sparse documents {word: count}; some empty, some with counts above the 255 cap."""
+    """Sparse documents {word: count}; some empty, some with counts far above the TF_CAP cap."""
     docs = []
     for _ in range(n_docs):
         m = int(rng.integers(0, min(n_words, 8) + 1))
@@ -36,12 +36,12 @@ def csr_batch(docs: list[dict[int, int]]):
 
 
 def dense_scores(docs, alive, q_words, q_tf, idf, mode) -> np.ndarray:
-    """Cosine of burst(tf)*idf vectors (documents' counts capped at 255), written densely."""
+    """Cosine of burst(tf)*idf vectors (documents' counts capped at TF_CAP), written densely."""
     n_words = idf.shape[0]
     D = np.zeros((len(docs), n_words))
     for i, d in enumerate(docs):
         for w, c in d.items():
-            D[i, w] = REF_BURST[mode](float(min(c, 255))) * idf[w]
+            D[i, w] = REF_BURST[mode](float(min(c, TF_CAP))) * idf[w]
     norms = np.linalg.norm(D, axis=1, keepdims=True)
     D = np.divide(D, norms, out=np.zeros_like(D), where=norms > 0)
     q = np.zeros(n_words)
@@ -122,7 +122,7 @@ def test_one_batched_add_equals_many_small_adds(seed, n_docs, n_words):
         many.add(*csr_batch([docs[i] for i in part]), idf)
     assert many.n_docs == one.n_docs == n_docs
     a, b = one.to_arrays(), many.to_arrays()
-    for name in ("word_offsets", "docs", "tf"):
+    for name in ("word_offsets", "postings"):
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
     np.testing.assert_allclose(a["norms"], b["norms"], rtol=1e-6)
     for _ in range(3):
@@ -143,14 +143,14 @@ def test_norms_are_one_or_zero(seed, mode):
     index.add(*csr_batch(docs), idf)
     for i, d in enumerate(docs):
         w = np.array(sorted(d), np.int64)
-        tf = np.array([min(d[x], 255) for x in sorted(d)], np.float32)
+        tf = np.array([min(d[x], TF_CAP) for x in sorted(d)], np.float32)
         s = index_scores(index, w, tf, idf)
         vec = REF_BURST[mode](tf.astype(np.float64)) * idf[w]
         expected_self = 1.0 if np.linalg.norm(vec) > 0 else 0.0
         assert abs(float(s[i]) - expected_self) < 1e-5
         assert np.all(s <= 1 + 1e-5) and np.all(s >= 0)
     # the stored norms are those of the raw (unnormalised) vectors
-    ref_norms = [np.linalg.norm([REF_BURST[mode](float(min(c, 255))) * idf[w] for w, c in d.items()])
+    ref_norms = [np.linalg.norm([REF_BURST[mode](float(min(c, TF_CAP))) * idf[w] for w, c in d.items()])
                  if d else 0.0 for d in docs]
     np.testing.assert_allclose(index.norms, ref_norms, rtol=1e-5, atol=1e-6)
 
@@ -213,7 +213,7 @@ def test_to_arrays_from_arrays_round_trip():
         np.testing.assert_array_equal(index_scores(clone, qw, qtf, idf),
                                       index_scores(index, qw, qtf, idf))
     bad = dict(index.to_arrays())
-    bad["tf"] = bad["tf"][:-1]
+    bad["postings"] = bad["postings"][:-1]
     with pytest.raises(InvalidInputError):
         InvertedIndex.from_arrays(20, "log", bad)
 

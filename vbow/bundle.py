@@ -22,17 +22,71 @@ import os
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .errors import BundleError, BundleFormatError, BundleVersionError
 
-__all__ = ["save_bundle", "load_bundle", "MANIFEST"]
+__all__ = ["save_bundle", "load_bundle", "LazyArray", "MANIFEST"]
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+
+
+class LazyArray:
+    """An array :func:`save_bundle` writes by letting ``fill`` write into the memory-mapped
+    output file, so a large array assembled from parts never exists whole in memory.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape of the array.
+    dtype : np.dtype
+        Its dtype (stored little-endian).
+    fill : callable
+        ``fill(out)`` writes every element of ``out``, a writable ``shape``/``dtype`` array.
+    """
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype,
+                 fill: Callable[[np.ndarray], Any]) -> None:
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        self.fill = fill
+
+    def materialize(self) -> np.ndarray:
+        """The whole array in memory."""
+        out = np.empty(self.shape, self.dtype)
+        self.fill(out)
+        return out
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[np.ndarray]) -> "LazyArray":
+        """The concatenation of ``parts`` along axis 0, written part by part."""
+        parts = list(parts)
+        shape = (sum(p.shape[0] for p in parts),) + tuple(parts[0].shape[1:])
+
+        def fill(out: np.ndarray) -> None:
+            at = 0
+            for p in parts:
+                out[at:at + p.shape[0]] = p
+                at += p.shape[0]
+        return cls(shape, parts[0].dtype, fill)
+
+
+def _write_lazy(target: Path, array: LazyArray) -> None:
+    dtype = array.dtype.newbyteorder("<")
+    if int(np.prod(array.shape)) == 0:
+        with open(target, "wb") as fh:
+            np.save(fh, np.zeros(array.shape, dtype), allow_pickle=False)
+    else:
+        out = np.lib.format.open_memmap(target, mode="w+", dtype=dtype, shape=array.shape)
+        array.fill(out)
+        out.flush()
+        del out
+    with open(target, "rb+") as fh:
+        os.fsync(fh.fileno())
 
 
 def _crc32_file(path: Path) -> int:
@@ -89,8 +143,9 @@ def save_bundle(path: str | os.PathLike, format_name: str, format_version: int,
         Format version written to the manifest.
     meta : dict
         JSON-serialisable parameters and scalars.
-    arrays : dict of str to np.ndarray
-        Numeric arrays (object dtypes are refused). Stored little-endian.
+    arrays : dict of str to np.ndarray or LazyArray
+        Numeric arrays (object dtypes are refused). Stored little-endian. A
+        :class:`LazyArray` is written straight into its memory-mapped file.
 
     Returns
     -------
@@ -114,12 +169,21 @@ def save_bundle(path: str | os.PathLike, format_name: str, format_version: int,
     written: list[Path] = []  # every file this save created, removed again if it fails
     try:
         for name, array in arrays.items():
+            file_name = f"{name}.g{generation}.npy"
+            target = path / file_name
+            if isinstance(array, LazyArray):
+                if array.dtype.hasobject:
+                    raise BundleError(f"array {name!r} has an object dtype; refusing to pickle", path)
+                written.append(target)
+                _write_lazy(target, array)
+                dtype_str = array.dtype.newbyteorder("<").str
+                table[name] = {"file": file_name, "dtype": dtype_str, "shape": list(array.shape),
+                               "bytes": target.stat().st_size, "crc32": _crc32_file(target)}
+                continue
             array = np.asarray(array)
             if array.dtype.hasobject:
                 raise BundleError(f"array {name!r} has an object dtype; refusing to pickle", path)
             array = array.astype(array.dtype.newbyteorder("<"), copy=False)
-            file_name = f"{name}.g{generation}.npy"
-            target = path / file_name
             written.append(target)
             with open(target, "wb") as fh:
                 # np.ascontiguousarray would turn a 0-d array into shape (1,)

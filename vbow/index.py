@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 Where = Mapping[str, Any] | Callable[[Mapping[str, Any]], bool] | None
 
 FORMAT = "vbow-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: postings packed as uint32 (doc << 2 | tf code); 1 still loads
 _VOCAB_CLASSES = {"kmeans": KMeansVocabulary, "hamming": HammingVocabulary}
 
 
@@ -405,9 +405,12 @@ class ImageIndex:
         if colours.shape != (n, self.config.colour.n_bins):
             raise InvalidInputError(f"colours must be ({n}, {self.config.colour.n_bins}) float32; "
                                     f"got {colours.shape}")
-        for w in words:
-            if w.size and (int(w.min()) < 0 or int(w.max()) >= vocab.n_words_):
-                raise InvalidInputError(f"word ids must be in 0..{vocab.n_words_ - 1}")
+        if len(words) != n or len(keypoints) != n:
+            raise InvalidInputError(f"got {n} keys but {len(words)} word arrays and "
+                                    f"{len(keypoints)} keypoint arrays")
+        flat = np.concatenate([np.asarray(w).reshape(-1) for w in words]) if n else np.zeros(0, np.int64)
+        if flat.size and (int(flat.min()) < 0 or int(flat.max()) >= vocab.n_words_):
+            raise InvalidInputError(f"word ids must be in 0..{vocab.n_words_ - 1}")
         sizes = np.asarray(image_sizes, np.int32).reshape(-1, 2)
         scl = np.ones(n, np.float32) if scales is None else np.asarray(scales, np.float32)
         self._add_quantized(list(words), list(keypoints), colours, scl, sizes, keys_list, meta_json)
@@ -421,14 +424,16 @@ class ImageIndex:
             self._store = KeypointStore(vocab.n_words_)
         if not keys:
             return
-        bags = [bag_of_words(w) for w in words]
-        offsets = np.zeros(len(bags) + 1, np.int64)
-        np.cumsum([b[0].size for b in bags], out=offsets[1:])
-        flat_w = np.concatenate([b[0] for b in bags])
-        flat_tf = np.concatenate([b[1] for b in bags])
+        counts = np.array([np.shape(w)[0] for w in words], np.int64)
+        if any(np.shape(k) != (c, 4) for k, c in zip(keypoints, counts.tolist())):
+            raise InvalidInputError("each image's keypoints must be (n_i, 4) matching its words")
+        offsets = np.zeros(len(words) + 1, np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        flat_w = np.concatenate([np.asarray(w).reshape(-1) for w in words]).astype(np.int64)
+        flat_kp = np.concatenate([np.asarray(k, np.float32) for k in keypoints])
         first = self._index.n_docs
-        self._index.add(offsets, flat_w, flat_tf, vocab.idf_)
-        self._store.add([np.asarray(w) for w in words], [np.asarray(k, np.float32) for k in keypoints])
+        self._store.add_flat(offsets, flat_w, flat_kp)  # validates geometry before anything is added
+        self._index.add_words(offsets, flat_w, vocab.idf_)
         self._colour = np.concatenate([self._colour, np.clip(np.rint(colours * 255), 0, 255).astype(np.uint8)])
         self._scale = np.concatenate([self._scale, scales])
         self._size = np.concatenate([self._size, sizes])
@@ -705,8 +710,8 @@ class ImageIndex:
         keep = self._index.alive.copy()
         if not keep.all():
             self._compact_removed(keep)
-        arrays.update({f"postings_{k}": v for k, v in self._index.to_arrays().items()})
-        arrays.update(self._store.to_arrays())
+        arrays.update({f"postings_{k}": v for k, v in self._index.bundle_arrays().items()})
+        arrays.update(self._store.bundle_arrays())
         keys = self._keys.to_list() if isinstance(self._keys, StringTable) else self._keys
         meta = self._meta.to_list() if isinstance(self._meta, StringTable) else self._meta
         arrays["keys_blob"], arrays["keys_offsets"] = encode_strings(keys)

@@ -1,16 +1,32 @@
-"""Inverted file of visual words with compact CSR postings.
+"""Inverted file of visual words with compact CSR postings, 4 bytes per posting.
 
 Postings live in *segments*. Each segment holds, for a contiguous range of document ids, flat
-arrays ordered by word (CSR): ``word_offsets (n_words + 1,) int64``, ``docs (P,) uint32`` and
-``tf (P,) uint8`` (term counts, capped at 255). :meth:`InvertedIndex.add` appends a segment;
-:meth:`InvertedIndex.compact` merges all segments into one in O(P) (no sort), dropping postings of
-removed documents. A loaded index is one segment whose arrays may be memory-mapped.
+arrays ordered by word (CSR): ``word_offsets (n_words + 1,) int64`` and ``postings (P,) uint32``.
+A posting packs the document id and its term count in one word::
 
-A query is scored by visiting only the postings of its own words: their positions are gathered
-with one vectorised range expansion and accumulated with ``np.bincount``.
+    posting = doc << 2 | (min(tf, TF_CAP) - 1)        # TF_CAP = 4, doc < 2**30
 
-Scores are cosines of TF-IDF vectors (see :mod:`vbow.weighting`): the postings keep raw counts,
-and each document keeps its vector norm, so changing the IDF (``idf_source="database"``) only
+so a word's postings are sorted by document, and the term count costs no extra byte. Counts are
+capped at :data:`TF_CAP`: with the default ``sqrt`` burstiness a word seen 4 or more times in one
+image counts 2, which is what burstiness control asks for anyway (the accuracy cost is measured
+in ``benchmarks/results/scale.md``).
+
+:meth:`InvertedIndex.add` (bags of words) and :meth:`InvertedIndex.add_words` (raw per-feature
+words; duplicates are counted with one radix sort of the batch, no per-image loop) append a
+segment. :meth:`InvertedIndex.compact` merges segments in O(P) (no sort), dropping postings of
+removed documents; saving never needs it, because :meth:`InvertedIndex.bundle_arrays` streams the
+merge straight into the output file. A loaded index is one segment whose arrays may be
+memory-mapped.
+
+A query is scored by visiting only the postings of its own words, accumulated with
+``np.bincount``. With ``max_postings`` the query words are taken in decreasing order of their
+weight per posting (query weight times IDF, the greedy optimum of the fractional knapsack "most
+score mass for a bounded number of postings read") until the budget is spent; the long postings
+lists of very frequent words (stop words, low IDF) are the ones skipped, which bounds the latency
+on large catalogs where word frequencies are Zipf-like.
+
+Scores are cosines of TF-IDF vectors (see :mod:`vbow.weighting`): the postings keep counts, and
+each document keeps its vector norm, so changing the IDF (``idf_source="database"``) only
 recomputes norms.
 """
 
@@ -25,11 +41,43 @@ from .csr import gather_ranges, offsets_from_counts
 from .errors import InvalidInputError
 from .weighting import BURSTINESS, burst
 
-__all__ = ["PostingSegment", "InvertedIndex"]
+__all__ = ["PostingSegment", "InvertedIndex", "TF_CAP", "MAX_DOCS", "pack_postings",
+           "unpack_postings"]
 
 logger = logging.getLogger(__name__)
 
-_TF_MAX = 255
+#: Term counts are stored capped at this value (2 bits).
+TF_CAP = 4
+_TF_BITS = 2
+_TF_MASK = np.uint32((1 << _TF_BITS) - 1)
+#: Largest number of document slots one index can hold.
+MAX_DOCS = 1 << (32 - _TF_BITS)
+_MAX_SEGMENTS = 64
+
+
+def pack_postings(docs: np.ndarray, tf: np.ndarray) -> np.ndarray:
+    """Pack document ids and term counts into ``uint32`` postings.
+
+    Parameters
+    ----------
+    docs : np.ndarray
+        ``(P,)`` integer document ids in ``0 .. MAX_DOCS - 1``.
+    tf : np.ndarray
+        ``(P,)`` term counts (rounded, clipped to ``1 .. TF_CAP``).
+
+    Returns
+    -------
+    np.ndarray
+        ``(P,) uint32`` postings.
+    """
+    code = (np.clip(np.rint(tf), 1, TF_CAP) - 1).astype(np.uint32)
+    return (np.asarray(docs).astype(np.uint32) << np.uint32(_TF_BITS)) | code
+
+
+def unpack_postings(postings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`pack_postings`: ``(P,) uint32`` docs and ``(P,) uint8`` counts."""
+    postings = np.asarray(postings, dtype=np.uint32)
+    return postings >> np.uint32(_TF_BITS), ((postings & _TF_MASK) + 1).astype(np.uint8)
 
 
 @dataclass
@@ -41,26 +89,38 @@ class PostingSegment:
     doc_start, n_docs : int
         The document id range this segment covers.
     word_offsets : np.ndarray
-        ``(n_words + 1,) int64``; word ``w``'s postings are ``docs[word_offsets[w]:word_offsets[w+1]]``.
-    docs : np.ndarray
-        ``(P,) uint32`` global document ids, ascending within each word.
-    tf : np.ndarray
-        ``(P,) uint8`` term counts (capped at 255).
+        ``(n_words + 1,) int64``; word ``w``'s postings are
+        ``postings[word_offsets[w]:word_offsets[w+1]]``.
+    postings : np.ndarray
+        ``(P,) uint32`` packed postings (see :func:`pack_postings`), ascending within each word.
     """
 
     doc_start: int
     n_docs: int
     word_offsets: np.ndarray
-    docs: np.ndarray
-    tf: np.ndarray
+    postings: np.ndarray
 
     @property
     def n_postings(self) -> int:
-        return int(self.docs.shape[0])
+        return int(self.postings.shape[0])
+
+    @property
+    def docs(self) -> np.ndarray:
+        """``(P,) uint32`` document id of each posting."""
+        return self.postings >> np.uint32(_TF_BITS)
+
+    @property
+    def tf(self) -> np.ndarray:
+        """``(P,) uint8`` (capped) term count of each posting."""
+        return ((self.postings & _TF_MASK) + 1).astype(np.uint8)
+
+    def word_counts(self) -> np.ndarray:
+        """``(n_words,) int64`` postings per word."""
+        return np.diff(self.word_offsets)
 
     def word_of_posting(self) -> np.ndarray:
         """``(P,) int64`` the word of each posting."""
-        return np.repeat(np.arange(self.word_offsets.shape[0] - 1), np.diff(self.word_offsets))
+        return np.repeat(np.arange(self.word_offsets.shape[0] - 1), self.word_counts())
 
 
 class InvertedIndex:
@@ -83,7 +143,9 @@ class InvertedIndex:
         self.segments: list[PostingSegment] = []
         self.norms = np.zeros(0, dtype=np.float32)
         self.alive = np.zeros(0, dtype=bool)
-        self._tf_table = burst(np.arange(_TF_MAX + 1), burstiness).astype(np.float32)
+        self._norm_parts: list[np.ndarray] = []
+        # burst weight of each stored tf code
+        self._tf_table = burst(np.arange(1, TF_CAP + 1), burstiness).astype(np.float32)
 
     @property
     def n_docs(self) -> int:
@@ -106,7 +168,7 @@ class InvertedIndex:
         words : np.ndarray
             ``(m,) int`` word ids, distinct within each document.
         counts : np.ndarray
-            ``(m,)`` positive term counts (capped at 255 when stored).
+            ``(m,)`` positive term counts (rounded and capped at :data:`TF_CAP` when stored).
         idf : np.ndarray
             ``(n_words,) float32`` IDF used for the document norms.
 
@@ -117,28 +179,83 @@ class InvertedIndex:
         """
         doc_offsets = np.asarray(doc_offsets, dtype=np.int64)
         words = np.asarray(words, dtype=np.int64)
+        counts = np.asarray(counts)
         n = doc_offsets.shape[0] - 1
         if n < 0 or doc_offsets[0] != 0 or doc_offsets[-1] != words.shape[0] or \
                 counts.shape != words.shape or np.any(np.diff(doc_offsets) < 0):
             raise InvalidInputError("inconsistent CSR batch: offsets, words and counts disagree")
-        if words.size and (words.min() < 0 or words.max() >= self.n_words):
-            raise InvalidInputError(f"word ids must be in 0..{self.n_words - 1}")
+        self._check_words(words, n)
         start = self.n_docs
-        doc_of = np.repeat(np.arange(start, start + n, dtype=np.int64), np.diff(doc_offsets))
-        tf = np.clip(np.rint(counts), 1, _TF_MAX).astype(np.uint8)
+        doc_local = np.repeat(np.arange(n, dtype=np.int64), np.diff(doc_offsets))
         order = np.argsort(words, kind="stable")  # stable: docs stay ascending within a word
-        segment = PostingSegment(
-            doc_start=start, n_docs=n,
-            word_offsets=offsets_from_counts(np.bincount(words, minlength=self.n_words)),
-            docs=doc_of[order].astype(np.uint32), tf=tf[order])
-        self.segments.append(segment)
-        contrib = (self._tf_table[tf] * idf[words]) ** 2
-        norms = np.sqrt(np.bincount(doc_of - start, weights=contrib, minlength=n)).astype(np.float32)
+        postings = pack_postings(doc_local[order] + start, counts[order])
+        self._append(start, n, np.bincount(words, minlength=self.n_words), postings,
+                     words[order], doc_local[order], idf)
+        return np.arange(start, start + n, dtype=np.int64)
+
+    def add_words(self, image_offsets: np.ndarray, words: np.ndarray, idf: np.ndarray) -> np.ndarray:
+        """Append documents given as their raw per-feature word ids (with repeats).
+
+        Equivalent to :meth:`add` with each document's bag of words, but with no per-document
+        work: one stable (radix, for 16-bit word ids) argsort of the whole batch by word puts each
+        (word, document) pair's repeats next to each other, already in posting order.
+
+        Parameters
+        ----------
+        image_offsets : np.ndarray
+            ``(n + 1,) int64``; document ``i``'s features are ``words[image_offsets[i]:image_offsets[i+1]]``.
+        words : np.ndarray
+            ``(F,) int`` word id of every feature.
+        idf : np.ndarray
+            ``(n_words,) float32`` IDF used for the document norms.
+
+        Returns
+        -------
+        np.ndarray
+            ``(n,) int64`` the new documents' ids.
+        """
+        image_offsets = np.asarray(image_offsets, dtype=np.int64)
+        n = image_offsets.shape[0] - 1
+        if n < 0 or image_offsets[0] != 0 or image_offsets[-1] != np.shape(words)[0] or \
+                np.any(np.diff(image_offsets) < 0):
+            raise InvalidInputError("inconsistent CSR batch: offsets and words disagree")
+        sort_dtype = np.uint16 if self.n_words <= 1 << 16 else np.int64
+        words = np.asarray(words)
+        self._check_words(words, n)
+        start = self.n_docs
+        order = np.argsort(words.astype(sort_dtype), kind="stable")
+        w_sorted = words[order].astype(np.int64)
+        doc_sorted = np.repeat(np.arange(n, dtype=np.int64), np.diff(image_offsets))[order]
+        if w_sorted.size:
+            new = np.empty(w_sorted.shape[0], dtype=bool)
+            new[0] = True
+            new[1:] = (w_sorted[1:] != w_sorted[:-1]) | (doc_sorted[1:] != doc_sorted[:-1])
+            firsts = np.flatnonzero(new)
+        else:
+            firsts = np.zeros(0, np.int64)
+        tf = np.diff(np.append(firsts, w_sorted.shape[0]))
+        w_u, d_u = w_sorted[firsts], doc_sorted[firsts]
+        postings = pack_postings(d_u + start, tf)
+        self._append(start, n, np.bincount(w_u, minlength=self.n_words), postings, w_u, d_u, idf)
+        return np.arange(start, start + n, dtype=np.int64)
+
+    def _check_words(self, words: np.ndarray, n: int) -> None:
+        if words.size and (int(words.min()) < 0 or int(words.max()) >= self.n_words):
+            raise InvalidInputError(f"word ids must be in 0..{self.n_words - 1}")
+        if self.n_docs + n > MAX_DOCS:
+            raise InvalidInputError(f"an index holds at most {MAX_DOCS} images")
+
+    def _append(self, start: int, n: int, per_word: np.ndarray, postings: np.ndarray,
+                words: np.ndarray, doc_local: np.ndarray, idf: np.ndarray) -> None:
+        """Store one segment (postings already in word order) and its documents' norms."""
+        self.segments.append(PostingSegment(start, n, offsets_from_counts(per_word), postings))
+        code = (postings & _TF_MASK).astype(np.intp)
+        contrib = (self._tf_table[code] * idf[words]).astype(np.float64) ** 2
+        norms = np.sqrt(np.bincount(doc_local, weights=contrib, minlength=n)).astype(np.float32)
         self.norms = np.concatenate([self.norms, norms])
         self.alive = np.concatenate([self.alive, np.ones(n, dtype=bool)])
-        if len(self.segments) > 16:
+        if len(self.segments) > _MAX_SEGMENTS:
             self.compact()
-        return np.arange(start, start + n, dtype=np.int64)
 
     def remove(self, doc_ids: np.ndarray) -> None:
         """Mark documents as removed; their postings are dropped at the next :meth:`compact`."""
@@ -149,31 +266,40 @@ class InvertedIndex:
             self.alive = self.alive.copy()
         self.alive[ids] = False
 
+    def _merge_into(self, out: np.ndarray, keep: list[np.ndarray] | None = None) -> np.ndarray:
+        """Write the merged postings of every segment into ``out``; returns merged word offsets.
+
+        ``keep`` (one bool mask per segment) drops postings; ``out`` must have room for the kept
+        postings. Each segment's postings move as whole per-word runs, in segment order, so every
+        word's postings stay sorted by document.
+        """
+        per_word = []
+        for i, seg in enumerate(self.segments):
+            if keep is None:
+                per_word.append(seg.word_counts())
+            else:
+                per_word.append(np.bincount(seg.word_of_posting()[keep[i]], minlength=self.n_words))
+        total = np.sum(per_word, axis=0) if per_word else np.zeros(self.n_words, np.int64)
+        offsets = offsets_from_counts(total)
+        filled = offsets[:-1].copy()  # where the next segment's postings for each word go
+        for i, (seg, counts) in enumerate(zip(self.segments, per_word)):
+            src = seg.postings if keep is None else seg.postings[keep[i]]
+            seg_offsets = offsets_from_counts(counts)
+            # destination of the j-th kept posting of word w: filled[w] + (j - seg_offsets[w])
+            dest = np.repeat(filled - seg_offsets[:-1], counts) + np.arange(src.shape[0])
+            out[dest] = src
+            filled += counts
+        return offsets
+
     def compact(self) -> None:
         """Merge all segments into one, in O(P), dropping postings of removed documents."""
         if len(self.segments) <= 1 and (not self.segments or
                                         self.alive[self.segments[0].docs].all()):
             return
-        kept_docs, kept_tf, kept_words = [], [], []
-        for seg in self.segments:
-            keep = self.alive[seg.docs]
-            kept_docs.append(seg.docs[keep])
-            kept_tf.append(seg.tf[keep])
-            kept_words.append(seg.word_of_posting()[keep])
-        per_word = [np.bincount(w, minlength=self.n_words) for w in kept_words]
-        total = np.sum(per_word, axis=0)
-        offsets = offsets_from_counts(total)
-        docs = np.empty(int(total.sum()), dtype=np.uint32)
-        tf = np.empty(docs.shape[0], dtype=np.uint8)
-        filled = offsets[:-1].copy()  # where the next segment's postings for each word go
-        for w, d, t, counts in zip(kept_words, kept_docs, kept_tf, per_word):
-            seg_offsets = offsets_from_counts(counts)
-            rank = np.arange(w.shape[0]) - seg_offsets[w]  # position within its word in this segment
-            dest = filled[w] + rank
-            docs[dest] = d
-            tf[dest] = t
-            filled += counts
-        self.segments = [PostingSegment(0, self.n_docs, offsets, docs, tf)]
+        keep = [self.alive[seg.docs] for seg in self.segments]
+        out = np.empty(int(sum(int(k.sum()) for k in keep)), dtype=np.uint32)
+        offsets = self._merge_into(out, keep)
+        self.segments = [PostingSegment(0, self.n_docs, offsets, out)]
 
     def renumber(self, keep: np.ndarray) -> np.ndarray:
         """Drop removed document slots and renumber the rest in order.
@@ -195,7 +321,8 @@ class InvertedIndex:
         new_id[keep] = np.arange(int(keep.sum()))
         if self.segments:
             seg = self.segments[0]
-            seg.docs = new_id[seg.docs].astype(np.uint32)
+            seg.postings = (new_id[seg.docs].astype(np.uint32) << np.uint32(_TF_BITS)) | \
+                (seg.postings & _TF_MASK)
             seg.n_docs = int(keep.sum())
         self.norms = self.norms[keep]
         self.alive = np.ones(int(keep.sum()), dtype=bool)
@@ -213,12 +340,14 @@ class InvertedIndex:
         """Recompute every document norm for a new IDF vector (O(P))."""
         sq = np.zeros(self.n_docs, dtype=np.float64)
         for seg in self.segments:
-            contrib = (self._tf_table[seg.tf] * idf[seg.word_of_posting()]) ** 2
+            code = (seg.postings & _TF_MASK).astype(np.intp)
+            contrib = (self._tf_table[code] * idf[seg.word_of_posting()]).astype(np.float64) ** 2
             sq += np.bincount(seg.docs, weights=contrib, minlength=self.n_docs)
         self.norms = np.sqrt(sq).astype(np.float32)
 
     # -------------------------------------------------------------------------------- scoring
-    def scores(self, words: np.ndarray, weights: np.ndarray, idf: np.ndarray) -> np.ndarray:
+    def scores(self, words: np.ndarray, weights: np.ndarray, idf: np.ndarray, *,
+               max_postings: int | None = None) -> np.ndarray:
         """Cosine scores of one query against every document.
 
         Parameters
@@ -230,46 +359,115 @@ class InvertedIndex:
             (see :func:`vbow.weighting.tfidf`).
         idf : np.ndarray
             ``(n_words,) float32`` the IDF the document norms were computed with.
+        max_postings : int, optional
+            Read at most about this many postings (see the module docstring); None reads all.
 
         Returns
         -------
         np.ndarray
             ``(n_docs,) float32`` cosine similarities; removed and empty documents score 0.
         """
+        return self.score_query(words, weights, idf, max_postings=max_postings)[0]
+
+    def select_words(self, words: np.ndarray, weights: np.ndarray, idf: np.ndarray,
+                     max_postings: int | None) -> np.ndarray:
+        """Indices into ``words`` of the query words read under a postings budget.
+
+        Words are taken in decreasing order of ``weights * idf`` while the running total of their
+        postings (over all segments) stays within ``max_postings``; the first word is always
+        taken. Returns ``(k,) int64`` indices, all of them when ``max_postings`` is None.
+        """
         words = np.asarray(words, dtype=np.int64)
+        if max_postings is None or words.size == 0:
+            return np.arange(words.shape[0])
+        lengths = np.zeros(words.shape[0], dtype=np.int64)
+        for seg in self.segments:
+            lengths += seg.word_offsets[words + 1] - seg.word_offsets[words]
+        if int(lengths.sum()) <= max_postings:
+            return np.arange(words.shape[0])
+        order = np.argsort(-(np.asarray(weights, np.float64) * idf[words]), kind="stable")
+        within = np.cumsum(lengths[order]) <= max_postings
+        within[0] = True
+        return np.sort(order[within])
+
+    def score_query(self, words: np.ndarray, weights: np.ndarray, idf: np.ndarray, *,
+                    max_postings: int | None = None) -> tuple[np.ndarray, int]:
+        """:meth:`scores` and the number of postings it read."""
+        words = np.asarray(words, dtype=np.int64)
+        weights = np.asarray(weights, dtype=np.float32)
+        if words.shape != weights.shape:
+            raise InvalidInputError("words and weights must have the same shape")
+        if words.size and (int(words.min()) < 0 or int(words.max()) >= self.n_words):
+            raise InvalidInputError(f"word ids must be in 0..{self.n_words - 1}")
+        chosen = self.select_words(words, weights, idf, max_postings)
+        words, weights = words[chosen], weights[chosen]
+        word_weight = (weights * idf[words]).astype(np.float32)
         total = np.zeros(self.n_docs, dtype=np.float64)
+        touched = 0
         for seg in self.segments:
             starts = seg.word_offsets[words]
             lengths = seg.word_offsets[words + 1] - starts
-            positions = gather_ranges(starts, lengths)
-            if positions.size == 0:
+            n = int(lengths.sum())
+            if n == 0:
                 continue
-            contrib = self._tf_table[seg.tf[positions]] * np.repeat(weights * idf[words], lengths)
-            total += np.bincount(seg.docs[positions], weights=contrib, minlength=self.n_docs)
+            touched += n
+            nz = np.flatnonzero(lengths)
+            if nz.size <= 4096:  # contiguous slices: memcpy speed, no int64 position array
+                post = np.concatenate([seg.postings[s:s + k] for s, k in
+                                       zip(starts[nz].tolist(), lengths[nz].tolist())])
+            else:
+                post = seg.postings[gather_ranges(starts[nz], lengths[nz])]
+            # weight of (word, tf code) pairs, looked up per posting
+            table = (word_weight[nz, None] * self._tf_table[None, :]).reshape(-1)
+            slot = np.repeat(np.arange(nz.size, dtype=np.intp) * TF_CAP, lengths[nz])
+            slot += (post & _TF_MASK).astype(np.intp)
+            total += np.bincount((post >> np.uint32(_TF_BITS)).astype(np.intp), weights=table[slot],
+                                 minlength=self.n_docs)
         with np.errstate(divide="ignore", invalid="ignore"):
             out = np.where(self.norms > 0, total / self.norms, 0.0)
         out[~self.alive] = 0.0
-        return out.astype(np.float32)
+        return out.astype(np.float32), touched
 
     # ---------------------------------------------------------------------------- persistence
     def to_arrays(self) -> dict[str, np.ndarray]:
         """One compacted segment's arrays (call :meth:`renumber` first to drop removed slots)."""
         self.compact()
         seg = self.segments[0] if self.segments else PostingSegment(
-            0, 0, np.zeros(self.n_words + 1, np.int64), np.zeros(0, np.uint32), np.zeros(0, np.uint8))
-        return {"word_offsets": seg.word_offsets, "docs": seg.docs, "tf": seg.tf,
-                "norms": self.norms}
+            0, 0, np.zeros(self.n_words + 1, np.int64), np.zeros(0, np.uint32))
+        return {"word_offsets": seg.word_offsets, "postings": seg.postings, "norms": self.norms}
+
+    def bundle_arrays(self) -> dict[str, object]:
+        """Like :meth:`to_arrays`, but the postings are a :class:`vbow.bundle.LazyArray` that
+        merges the segments straight into the output file (no merged copy in memory).
+
+        Removed documents must have been dropped first (:meth:`renumber`).
+        """
+        from .bundle import LazyArray
+        if len(self.segments) <= 1:
+            return self.to_arrays()
+        offsets = offsets_from_counts(np.sum([s.word_counts() for s in self.segments], axis=0))
+        merged = LazyArray((self.n_postings,), np.dtype(np.uint32), self._merge_into)
+        return {"word_offsets": offsets, "postings": merged, "norms": self.norms}
 
     @classmethod
     def from_arrays(cls, n_words: int, burstiness: str, arrays: dict[str, np.ndarray]) -> "InvertedIndex":
-        """Rebuild from :meth:`to_arrays` output (arrays may be memory-mapped)."""
+        """Rebuild from :meth:`to_arrays` output (arrays may be memory-mapped).
+
+        Format-1 arrays (separate ``docs`` uint32 and ``tf`` uint8) are packed on load (in memory).
+        """
         index = cls(n_words, burstiness)
         norms = arrays["norms"]
         offsets = arrays["word_offsets"]
-        if offsets.shape != (n_words + 1,) or int(offsets[-1]) != arrays["docs"].shape[0] or \
-                arrays["tf"].shape != arrays["docs"].shape:
+        if "postings" in arrays:
+            postings = arrays["postings"]
+        else:
+            if arrays["tf"].shape != arrays["docs"].shape:
+                raise InvalidInputError("postings arrays are inconsistent with each other")
+            postings = pack_postings(arrays["docs"], arrays["tf"])
+        if offsets.shape != (n_words + 1,) or int(offsets[-1]) != postings.shape[0] or \
+                postings.dtype != np.uint32:
             raise InvalidInputError("postings arrays are inconsistent with each other")
-        index.segments = [PostingSegment(0, int(norms.shape[0]), offsets, arrays["docs"], arrays["tf"])]
+        index.segments = [PostingSegment(0, int(norms.shape[0]), offsets, postings)]
         index.norms = norms
         index.alive = np.ones(norms.shape[0], dtype=bool)
         return index

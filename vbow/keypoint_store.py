@@ -34,11 +34,22 @@ def word_dtype(n_words: int) -> np.dtype:
 
 
 def encode_geometry(keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Encode ``(n, 4) float32`` keypoints (x, y, size, angle°) to ``xy``, ``log_scale``, ``angle``."""
-    kp = np.asarray(keypoints, dtype=np.float64)
-    xy = np.clip(np.rint(kp[:, :2] * 16.0), 0, 65535).astype(np.uint16)
-    log_scale = np.clip(np.rint(16.0 * (np.log2(np.maximum(kp[:, 2], 0.25)) + 2.0)), 0, 255).astype(np.uint8)
-    angle = (np.rint(np.mod(kp[:, 3], 360.0) * (256.0 / 360.0)).astype(np.int64) % 256).astype(np.uint8)
+    """Encode ``(n, 4) float32`` keypoints (x, y, size, angle°) to ``xy``, ``log_scale``, ``angle``.
+
+    Works in chunks of float64 (bounded temporaries for batches of millions of features).
+    """
+    kp_all = np.asarray(keypoints)
+    n = kp_all.shape[0]
+    xy = np.empty((n, 2), np.uint16)
+    log_scale = np.empty(n, np.uint8)
+    angle = np.empty(n, np.uint8)
+    step = 1 << 20
+    for s in range(0, n, step):
+        kp = kp_all[s:s + step].astype(np.float64)
+        xy[s:s + step] = np.clip(np.rint(kp[:, :2] * 16.0), 0, 65535)
+        log_scale[s:s + step] = np.clip(np.rint(16.0 * (np.log2(np.maximum(kp[:, 2], 0.25)) + 2.0)),
+                                        0, 255)
+        angle[s:s + step] = np.rint(np.mod(kp[:, 3], 360.0) * (256.0 / 360.0)).astype(np.int64) % 256
     return xy, log_scale, angle
 
 
@@ -85,14 +96,33 @@ class KeypointStore:
             raise InvalidInputError("each image's keypoints must be (n_i, 4) matching its words")
         flat_kp = np.concatenate(keypoints) if keypoints else np.zeros((0, 4), np.float32)
         flat_w = np.concatenate(words) if words else np.zeros(0, np.int64)
-        if flat_kp.size and float(flat_kp[:, :2].max()) > MAX_COORD:
+        self.add_flat(offsets_from_counts(counts), flat_w, flat_kp)
+
+    def add_flat(self, offsets: np.ndarray, words: np.ndarray, keypoints: np.ndarray) -> None:
+        """Append images given as one CSR batch.
+
+        Parameters
+        ----------
+        offsets : np.ndarray
+            ``(n + 1,) int64``; image ``i``'s features are rows ``offsets[i]:offsets[i+1]``.
+        words : np.ndarray
+            ``(F,) int`` word id per feature.
+        keypoints : np.ndarray
+            ``(F, 4) float32`` geometry per feature (x, y, size, angle°).
+        """
+        offsets = np.asarray(offsets, dtype=np.int64)
+        n_feat = int(offsets[-1]) if offsets.size else -1
+        if offsets.ndim != 1 or offsets.size < 1 or offsets[0] != 0 or np.any(np.diff(offsets) < 0) \
+                or words.shape != (n_feat,) or keypoints.shape != (n_feat, 4):
+            raise InvalidInputError("inconsistent CSR batch: offsets, words and keypoints disagree")
+        if keypoints.size and float(keypoints[:, :2].max()) > MAX_COORD:
             raise InvalidInputError(f"keypoint coordinates above {MAX_COORD:.0f} px cannot be stored;"
                                     f" lower max_side")
-        xy, log_scale, angle = encode_geometry(flat_kp)
-        self._blocks.append(_Block(offsets_from_counts(counts), flat_w.astype(self.word_dtype),
+        xy, log_scale, angle = encode_geometry(keypoints)
+        self._blocks.append(_Block(offsets - offsets[0], words.astype(self.word_dtype),
                                    xy, log_scale, angle))
         self._block_starts.append(self.n_images)
-        self.n_images += len(words)
+        self.n_images += int(offsets.shape[0] - 1)
         if len(self._blocks) > 64:
             self._blocks = [self._merged()]
             self._block_starts = [0]
@@ -136,6 +166,19 @@ class KeypointStore:
             np.zeros(0, np.uint8), np.zeros(0, np.uint8))
         return {"kp_offsets": block.offsets, "kp_words": block.words, "kp_xy": block.xy,
                 "kp_log_scale": block.log_scale, "kp_angle": block.angle}
+
+    def bundle_arrays(self) -> dict[str, object]:
+        """Like :meth:`to_arrays`, but large arrays are :class:`vbow.bundle.LazyArray` objects
+        that write the blocks straight into the output files (no merged copy in memory)."""
+        from .bundle import LazyArray
+        if len(self._blocks) <= 1:
+            return self.to_arrays()
+        counts = np.concatenate([np.diff(b.offsets) for b in self._blocks])
+        return {"kp_offsets": offsets_from_counts(counts),
+                "kp_words": LazyArray.concatenate([b.words for b in self._blocks]),
+                "kp_xy": LazyArray.concatenate([b.xy for b in self._blocks]),
+                "kp_log_scale": LazyArray.concatenate([b.log_scale for b in self._blocks]),
+                "kp_angle": LazyArray.concatenate([b.angle for b in self._blocks])}
 
     @classmethod
     def from_arrays(cls, n_words: int, arrays: dict[str, np.ndarray]) -> "KeypointStore":
