@@ -35,7 +35,10 @@ class Config:
         the vocabulary from its training images: adding images never changes other entries) or
         "database" (IDF recomputed over the indexed images whenever the index changes),
         ``query_assignments`` (multiple assignment: words per query descriptor, 1 = off) and
-        ``assignment_sigma`` (soft weight bandwidth).
+        ``assignment_sigma`` (soft weight bandwidth), ``max_postings`` (query postings budget:
+        at most about this many postings are read per query, taking the query's words by
+        decreasing weight per posting, so the long lists of frequent words are skipped first on
+        very large catalogs; ``None`` reads them all).
     Colour fusion
         ``colour``: :class:`vbow.colour.ColourHistogram` settings; ``colour_weight`` ``w`` in
         the rule ``fused = z(bow) + w * z(colour)``, where ``bow`` is the TF-IDF cosine,
@@ -79,6 +82,7 @@ class Config:
     shortlist: int | None = None
     model: str = "homography"
     ransac_threshold: float = 6.0
+    max_postings: int | None = None
     min_inliers: int = 8
     max_fanout: int = 5
     random_state: int = 0
@@ -111,6 +115,10 @@ class Config:
 
     def shortlist_for(self, n_images: int) -> int:
         """Shortlist depth for a catalog of ``n_images`` (see the class docstring)."""
+        if self.max_postings is not None and self.max_postings < 1:
+            raise InvalidInputError(f"max_postings must be >= 1 or None; got {self.max_postings}")
+        if int(self.query_expansion) < 0:
+            raise InvalidInputError(f"query_expansion must be >= 0; got {self.query_expansion}")
         if self.shortlist is not None:
             return int(self.shortlist)
         return int(min(200, max(20, round(2 * math.sqrt(max(n_images, 1))))))

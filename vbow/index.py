@@ -604,7 +604,8 @@ class ImageIndex:
         t = time.perf_counter()
         idf = self._current_idf()
         words, tf = bag_of_words(q_words, q_weights)
-        bow = self._index.scores(words, tfidf(words, tf, idf, cfg.burstiness), idf)
+        bow = self._index.scores(words, tfidf(words, tf, idf, cfg.burstiness), idf,
+                                 max_postings=cfg.max_postings)
         allowed = self._filter_mask(where)
         fused, colour = self._fuse(bow, query.colour, allowed)
         n_allowed = int(allowed.sum())

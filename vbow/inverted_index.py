@@ -412,11 +412,12 @@ class InvertedIndex:
                 continue
             touched += n
             nz = np.flatnonzero(lengths)
+            flat = seg.postings.view(np.ndarray)  # plain view: slicing a np.memmap is slow
             if nz.size <= 4096:  # contiguous slices: memcpy speed, no int64 position array
-                post = np.concatenate([seg.postings[s:s + k] for s, k in
+                post = np.concatenate([flat[s:s + k] for s, k in
                                        zip(starts[nz].tolist(), lengths[nz].tolist())])
             else:
-                post = seg.postings[gather_ranges(starts[nz], lengths[nz])]
+                post = flat[gather_ranges(starts[nz], lengths[nz])]
             # weight of (word, tf code) pairs, looked up per posting
             table = (word_weight[nz, None] * self._tf_table[None, :]).reshape(-1)
             slot = np.repeat(np.arange(nz.size, dtype=np.intp) * TF_CAP, lengths[nz])

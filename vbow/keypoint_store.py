@@ -183,8 +183,9 @@ class KeypointStore:
     @classmethod
     def from_arrays(cls, n_words: int, arrays: dict[str, np.ndarray]) -> "KeypointStore":
         store = cls(n_words)
-        block = _Block(arrays["kp_offsets"], arrays["kp_words"], arrays["kp_xy"],
-                       arrays["kp_log_scale"], arrays["kp_angle"])
+        # plain ndarray views of (possibly memory-mapped) arrays: np.memmap slicing is slow
+        block = _Block(*(np.asarray(arrays[k]) for k in ("kp_offsets", "kp_words", "kp_xy",
+                                                           "kp_log_scale", "kp_angle")))
         n_feat = block.words.shape[0]
         if int(block.offsets[-1]) != n_feat or block.xy.shape != (n_feat, 2) or \
                 block.log_scale.shape != (n_feat,) or block.angle.shape != (n_feat,):
