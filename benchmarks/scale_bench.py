@@ -180,6 +180,56 @@ def query(bundle: Path, preset: str, n_queries: int, shortlist: int, overrides: 
     return out
 
 
+def raw_opencv(paths: list[str], config) -> float:
+    """Seconds of plain ``cv2.imread`` (grey) + resize + ``detectAndCompute`` over ``paths``,
+    with the preset's detector settings (as in ``benchmarks/core_bench.py``)."""
+    import cv2
+    det = cv2.SIFT_create(nfeatures=config.max_keypoints, contrastThreshold=config.contrast_threshold) \
+        if config.method == "sift" else \
+        cv2.ORB_create(nfeatures=config.max_keypoints, fastThreshold=config.fast_threshold,
+                       scoreType=cv2.ORB_HARRIS_SCORE)
+    t = time.perf_counter()
+    for p in paths:
+        img = cv2.imread(p, cv2.IMREAD_GRAYSCALE)
+        s = config.max_side / max(img.shape)
+        if s < 1:
+            img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        det.detectAndCompute(img, None)
+    return time.perf_counter() - t
+
+
+def build_ratio(preset: str, n_images: int, chunk: int = 20) -> dict:
+    """Index build over real images against raw OpenCV, side by side in one process.
+
+    The catalog images (every other ukbench image, then the other sets) are indexed with
+    ``ImageIndex.add(paths)`` (decode, features, colour, quantise, index; ``n_jobs=1``) into an
+    index whose vocabulary is already trained (vocabulary training is a one-off, reported
+    separately by ``core_bench.py``). Raw OpenCV and vbow alternate on chunks of ``chunk`` images
+    so that a busy neighbour on the other core slows both alike; every file is read once before
+    timing so both find it in the page cache.
+    """
+    import cv2
+    import vbow
+    from synthetic_catalog import catalog_paths, real_stats
+    cv2.setNumThreads(1)
+    stats = real_stats(preset)
+    index = vbow.ImageIndex.load(stats.vocab_bundle, mmap=False)
+    index.config = index.config.replace(n_jobs=1)
+    paths = catalog_paths()[0][:n_images]
+    for p in paths:
+        Path(p).read_bytes()
+    t_raw = t_vbow = 0.0
+    for s in range(0, len(paths), chunk):
+        part = paths[s:s + chunk]
+        t_raw += raw_opencv(part, index.config)
+        t = time.perf_counter()
+        index.add(part, keys=part, progress=False)
+        t_vbow += time.perf_counter() - t
+    return {"n_images": len(paths), "raw_opencv_images_per_s": round(len(paths) / t_raw, 2),
+            "vbow_add_images_per_s": round(len(paths) / t_vbow, 2),
+            "build_throughput_ratio": round(t_raw / t_vbow, 3)}
+
+
 _GROUPS: dict[str, str] = {}
 
 
@@ -252,6 +302,32 @@ def write_report(result: dict, out_dir: Path) -> None:
         q = r["query"]
         lines.append(f"- {r['n_images']:,}: {q['query_ms_p50_no_rerank']} ms for "
                      f"{q['postings_read_per_query_mean']:,} postings")
+    sweep = result.get("budget_sweep") or []
+    if sweep:
+        lines += ["", "## Query postings budget (`Config.max_postings`)", "",
+                  "Each query reads its words' postings in decreasing order of weight per posting "
+                  "until the budget is spent (the long lists of frequent, low-IDF words go first). "
+                  "Default row = the preset's setting.", "",
+                  "| catalog | max_postings | postings read (mean) | p50 / p95 ms no re-rank | "
+                  "p50 / p95 ms re-rank | recall@1 no re-rank | recall@1 re-rank | smvs_dvd / grocery recall@1 re-rank |",
+                  "|---|---|---|---|---|---|---|---|"]
+        base = [{"n_images": r["n_images"], "max_postings": "default", "query": r["query"]} for r in rows]
+        for s in base + sweep:
+            q = s["query"]
+            by = q.get("recall_at_1_by_dataset", {})
+            lines.append(f"| {s['n_images']:,} | {s['max_postings']} | {q['postings_read_per_query_mean']:,} | "
+                         f"{q['query_ms_p50_no_rerank']} / {q['query_ms_p95_no_rerank']} | "
+                         f"{q['query_ms_p50_rerank']} / {q['query_ms_p95_rerank']} | "
+                         f"{q['recall_at_1_no_rerank']} | {q['recall_at_1_rerank']} | "
+                         f"{by.get('smvs_dvd_rerank', '')} / {by.get('grocery_packages_rerank', '')} |")
+    ratio = result.get("build_ratio")
+    if ratio:
+        lines += ["", "## Index build over real images vs raw OpenCV", "",
+                  f"{ratio['n_images']} real catalog images, one process, alternating chunks of 20: raw "
+                  f"`cv2.imread` (grey) + resize + `detectAndCompute` {ratio['raw_opencv_images_per_s']} "
+                  f"images/s; `ImageIndex.add(paths)` with a trained vocabulary (decode, features, colour "
+                  f"histogram, quantise, index) {ratio['vbow_add_images_per_s']} images/s: ratio "
+                  f"**{ratio['build_throughput_ratio']}** (target ≥ 0.85)."]
     lines += ["", result.get("notes", "")]
     (out_dir / "scale.md").write_text("\n".join(lines) + "\n")
 
@@ -264,10 +340,14 @@ def main() -> None:
     ap.add_argument("--shortlist", type=int, default=100)
     ap.add_argument("--max-postings", type=int, default=None,
                     help="query postings budget (default: the preset's)")
+    ap.add_argument("--budgets", type=int, nargs="*", default=[4_000_000, 2_000_000, 1_000_000],
+                    help="query postings budgets swept on the middle and largest catalogs")
+    ap.add_argument("--ratio-images", type=int, default=300,
+                    help="real images in the build-throughput comparison with raw OpenCV")
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--keep", action="store_true", help="keep the built bundles in $VBOW_SCALE_WORK")
     ap.add_argument("--reuse", action="store_true", help="reuse bundles already built")
-    ap.add_argument("--child", choices=["build", "query"], help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=["build", "query", "ratio"], help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--bundle", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -275,9 +355,12 @@ def main() -> None:
     if args.child == "build":
         print(json.dumps(build(args.n, Path(args.bundle), args.preset, overrides)))
         return
+    if args.child == "ratio":
+        print(json.dumps(build_ratio(args.preset, args.n)))
+        return
     if args.child == "query":
         print(json.dumps(query(Path(args.bundle), args.preset, args.queries, args.shortlist,
-                               overrides, args.max_postings)))
+                               overrides, args.max_postings or None)))
         return
     import vbow
     from synthetic_catalog import real_stats
@@ -304,12 +387,22 @@ def main() -> None:
         q = _run_child(q_args + common)
         print(json.dumps(q), file=sys.stderr, flush=True)
         rows.append({"n_images": n, "build": b, "query": q})
-        if not args.keep and n == args.sizes[-1] is False:
-            pass
+    sweep = []
+    for n in sorted({args.sizes[-1], args.sizes[len(args.sizes) // 2]}):
+        bundle = WORK / f"catalog-{args.preset}-{n}.vbow"
+        for budget in args.budgets:
+            q_args = ["--child", "query", "--queries", str(args.queries), "--shortlist",
+                      str(args.shortlist), "--preset", args.preset, "--bundle", str(bundle),
+                      "--max-postings", str(budget)]
+            q = _run_child(q_args)
+            print(n, budget, json.dumps(q), file=sys.stderr, flush=True)
+            sweep.append({"n_images": n, "max_postings": budget, "query": q})
+    ratio = _run_child(["--child", "ratio", "--preset", args.preset, "--n", str(args.ratio_images)])
     result = {"command": cmd, "machine": machine_description(), "preset": args.preset,
               "vbow_version": vbow.__version__, "n_words": int(stats.offsets.shape[0] and
                                                                vbow.ImageIndex.load(stats.vocab_bundle).vocabulary.n_words_),
-              "n_real_images": stats.n_images, "sizes": rows,
+              "n_real_images": stats.n_images, "sizes": rows, "budget_sweep": sweep,
+              "build_ratio": ratio,
               "run_at": time.strftime("%Y-%m-%d %H:%M:%S")}
     write_report(result, Path(args.out))
     if not args.keep:

@@ -151,6 +151,10 @@ def get_config(preset: str | Config = "sift", **overrides: Any) -> Config:
     ----------
     preset : str or Config
         ``"sift"`` (accuracy, the default) or ``"orb"`` (low power), or a :class:`Config`.
+    # edge: one core, small memory. 300 ORB features (about 3.5 KB/image of postings and
+    # geometry), single assignment, and a short re-ranking list.
+    "edge": Config(method="orb", max_keypoints=300, n_words=65536, ransac_threshold=8.0,
+                   query_assignments=1, shortlist=20),
     **overrides
         Any :class:`Config` field.
 

@@ -357,7 +357,14 @@ class Vocabulary:
         n_cells = self.coarse_.shape[0]
         p = min(self.probes, n_cells)
         coarse_d = self._distances(x, self.coarse_)
-        if p < n_cells:
+        if p < n_cells and p <= 4:
+            # a few argmin passes are much faster than argpartition over every coarse cell
+            cells = np.empty((n, p), dtype=np.int64)
+            rows = np.arange(n)
+            for j in range(p):
+                cells[:, j] = np.argmin(coarse_d, axis=1)
+                coarse_d[rows, cells[:, j]] = np.inf
+        elif p < n_cells:
             cells = np.argpartition(coarse_d, p - 1, axis=1)[:, :p]
         else:
             cells = np.broadcast_to(np.arange(n_cells), (n, n_cells))
@@ -378,8 +385,11 @@ class Vocabulary:
             rows = order[s:e]
             d = self._cell_distances(x[pair_desc[rows]], c)
             kk = min(k, w1 - w0)
-            if kk < w1 - w0:
-                top = np.argpartition(d, kk - 1, axis=1)[:, :kk]
+            if kk == 1:
+                top = np.argmin(d, axis=1)[:, None]
+            elif kk < w1 - w0:
+                # sorted ids: among equal distances the lowest word id wins, as with argmin
+                top = np.sort(np.argpartition(d, kk - 1, axis=1)[:, :kk], axis=1)
             else:
                 top = np.broadcast_to(np.arange(w1 - w0), (rows.size, w1 - w0))
             cand_w[rows, :kk] = top + w0
@@ -408,8 +418,8 @@ class Vocabulary:
     def from_arrays(cls, params: dict, state: dict, arrays: dict[str, np.ndarray]) -> "Vocabulary":
         """Rebuild a fitted vocabulary from :meth:`get_params`, :meth:`state_params` and arrays."""
         vocab = cls(**params)
-        vocab.coarse_ = arrays["coarse"]
-        vocab.words_ = arrays["words"]
+        vocab.coarse_ = np.asarray(arrays["coarse"])  # plain views: np.memmap slicing is slow
+        vocab.words_ = np.asarray(arrays["words"])
         vocab.cell_offsets_ = np.asarray(arrays["cell_offsets"], dtype=np.int64)
         vocab.idf_ = arrays["idf"]
         vocab.n_training_images_ = int(state.get("n_training_images", 0))
@@ -447,7 +457,16 @@ class KMeansVocabulary(Vocabulary):
 
     def _cell_distances(self, x: np.ndarray, cell: int) -> np.ndarray:
         w0, w1 = int(self.cell_offsets_[cell]), int(self.cell_offsets_[cell + 1])
-        return sq_l2_distances(x, self.words_[w0:w1], self._word_norms[w0:w1])
+        if x.shape[0] > 256:
+            return sq_l2_distances(x, self.words_[w0:w1], self._word_norms[w0:w1])
+        # few rows (query time): words @ x.T with a contiguous x.T is several times faster in
+        # OpenBLAS than x @ words.T for skinny products
+        d = np.dot(self.words_[w0:w1], np.ascontiguousarray(x.T)).T
+        d *= -2.0
+        d += np.einsum("ij,ij->i", x, x)[:, None]
+        d += self._word_norms[None, w0:w1]
+        np.maximum(d, 0.0, out=d)
+        return d
 
     def _cluster(self, x: np.ndarray, k: int, seed: int, coarse: bool) -> np.ndarray:
         return kmeans_l2(x, k, seed=seed, max_iter=25 if coarse else 15)

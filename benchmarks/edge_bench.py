@@ -1,0 +1,278 @@
+"""Edge profile benchmark (issue 4): one core, a 10k-image catalog, small memory.
+
+Regenerate (writes ``benchmarks/results/edge.md`` and ``edge.json``)::
+
+    nice -n 10 python3 benchmarks/edge_bench.py
+
+For each preset (``edge``, ``orb``, ``sift``):
+
+1. a 10,000-image catalog is built as in ``benchmarks/scale_bench.py`` (the real catalog images
+   of ``../shared/datasets`` plus synthetic images made from their word statistics) and saved;
+2. a fresh query process, pinned to one CPU (``taskset``) with one OpenCV / BLAS / OpenMP thread,
+   opens it memory-mapped and answers real query photos (smvs_dvd and grocery_packages queries,
+   resized once to 640 px on the long side and re-encoded as JPEG quality 90, outside the repo)
+   end to end with ``ImageIndex.search(path)``: decode, features, colour, quantise, search,
+   re-rank with the preset's shortlist. It reports latency percentiles, the stage breakdown,
+   recall@1 against the real catalog images, its peak resident memory (``VmHWM``), and which heavy
+   modules it imported (none of onnxruntime, torch, sklearn may be);
+3. for the ``edge`` preset, four such query processes hold the same index open at once, and their
+   proportional set size (``/proc/<pid>/smaps_rollup``, and per mapping of the bundle's files) shows
+   that the memory-mapped index pages are shared, not copied.
+
+EfficientNet-Lite0 (``benchmarks/cnn_baselines.py``, onnxruntime, one thread) is timed on the same
+640 px photos in its own process, end to end (decode, preprocess, network).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from scale_bench import WORK, build, single_thread_env  # noqa: E402
+
+HEAVY = ("onnxruntime", "torch", "sklearn", "tensorflow", "timm", "joblib", "scipy")
+
+
+def _status() -> dict[str, int]:
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        k, _, v = line.partition(":")
+        if k in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
+            out[k] = int(v.split()[0]) * 1024
+    return out
+
+
+def query_photos(n: int) -> tuple[list[str], list[str]]:
+    """``n`` seeded real query photos, resized to 640 px (long side), JPEG q90, and their groups."""
+    import cv2
+    from synthetic_catalog import query_paths
+    paths, groups = query_paths()
+    pick = np.sort(np.random.default_rng(0).choice(len(paths), min(n, len(paths)), replace=False))
+    folder = WORK / "edge-queries"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in pick.tolist():
+        target = folder / f"q{i:04d}.jpg"
+        if not target.exists():
+            img = cv2.imread(paths[i], cv2.IMREAD_COLOR)
+            s = 640 / max(img.shape[:2])
+            img = cv2.resize(img, None, fx=s, fy=s,
+                             interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+            cv2.imwrite(str(target), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        out.append(str(target))
+    return out, [groups[i] for i in pick.tolist()]
+
+
+def query_child(bundle: Path, n_queries: int, hold: bool) -> dict:
+    """Runs in the pinned query process: end-to-end searches (see the module docstring)."""
+    import cv2
+    cv2.setNumThreads(1)
+    import vbow
+    t = time.perf_counter()
+    index = vbow.ImageIndex.load(bundle)
+    t_open = time.perf_counter() - t
+    from synthetic_catalog import catalog_paths
+    paths, groups = query_photos(n_queries)
+    _, keys, cat_groups = catalog_paths()
+    group_of = dict(zip(keys, cat_groups))
+    for p in paths[:3]:  # warm-up: page in the index and the code paths
+        index.search(p, top_k=10)
+    total, stages, hits = [], {}, []
+    for p, g in zip(paths, groups):
+        t = time.perf_counter()
+        r = index.search(p, top_k=10)
+        total.append(time.perf_counter() - t)
+        for k, v in r.timings.items():
+            stages.setdefault(k, []).append(v)
+        hits.append(int(len(r) > 0 and group_of.get(r.best.key, "") == g))
+    pct = lambda xs, q: round(float(np.percentile(xs, q)) * 1000, 2)  # noqa: E731
+    out = {"n_queries": len(paths), "open_seconds": round(t_open, 4),
+           "e2e_ms_p50": pct(total, 50), "e2e_ms_p95": pct(total, 95),
+           "e2e_ms_mean": round(float(np.mean(total)) * 1000, 2),
+           "stage_ms_p50": {k: pct(v, 50) for k, v in stages.items() if k != "total"},
+           "recall_at_1": round(float(np.mean(hits)), 4),
+           "shortlist": index.config.shortlist_for(len(index)),
+           "cpus_allowed": sorted(os.sched_getaffinity(0)),
+           "heavy_modules_imported": sorted({m.split(".")[0] for m in sys.modules} & set(HEAVY)),
+           **{k.lower() + "_bytes": v for k, v in _status().items()}}
+    if hold:
+        print(json.dumps(out), flush=True)
+        sys.stdin.read()  # keep the mapping alive until the parent has measured PSS
+    return out
+
+
+def smaps(pid: int, bundle: Path) -> dict[str, int]:
+    """Rss and Pss of the whole process, and of the mappings of the bundle's files (bytes)."""
+    out = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        k, _, v = line.partition(":")
+        if k in ("Rss", "Pss", "Pss_Anon", "Pss_File"):
+            out[k.lower() + "_bytes"] = int(v.split()[0]) * 1024
+    rss = pss = 0
+    inside = False
+    prefix = str(bundle.resolve())
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        parts = line.split()
+        if parts and "-" in parts[0] and len(parts) >= 5 and not parts[0].endswith(":"):
+            inside = len(parts) >= 6 and parts[5].startswith(prefix)
+        elif inside and parts and parts[0] == "Rss:":
+            rss += int(parts[1]) * 1024
+        elif inside and parts and parts[0] == "Pss:":
+            pss += int(parts[1]) * 1024
+    out["index_rss_bytes"], out["index_pss_bytes"] = rss, pss
+    return out
+
+
+def child_cmd(args: list[str], cpu: int | None) -> list[str]:
+    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    return pin + ["nice", "-n", "10", sys.executable, str(Path(__file__).resolve())] + args
+
+
+def run_json(cmd: list[str]) -> dict:
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=single_thread_env())
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed with {proc.returncode}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def shared_memory(bundle: Path, n_queries: int, cpu: int | None, n_proc: int = 4) -> dict:
+    """Start ``n_proc`` query processes on one bundle, measure their PSS while all hold it."""
+    procs = [subprocess.Popen(child_cmd(["--child", "query", "--bundle", str(bundle), "--queries",
+                                         str(n_queries), "--hold"], cpu),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env=single_thread_env()) for _ in range(n_proc)]
+    try:
+        for p in procs:
+            p.stdout.readline()  # the child's report: it has run its queries and holds the index
+        per = [smaps(p.pid, bundle) for p in procs]
+    finally:
+        for p in procs:
+            p.stdin.close()
+            p.wait()
+    bundle_bytes = sum(f.stat().st_size for f in bundle.iterdir())
+    return {"n_processes": n_proc, "per_process": per, "bundle_bytes": bundle_bytes,
+            "sum_rss_bytes": sum(x["rss_bytes"] for x in per),
+            "sum_pss_bytes": sum(x["pss_bytes"] for x in per),
+            "sum_index_rss_bytes": sum(x["index_rss_bytes"] for x in per),
+            "sum_index_pss_bytes": sum(x["index_pss_bytes"] for x in per)}
+
+
+def cnn_child(paths: list[str]) -> dict:
+    import cv2
+    cv2.setNumThreads(1)
+    from cnn_baselines import time_per_image
+    ms = time_per_image("lite0", paths=paths, n_images=min(32, len(paths)))
+    return {"model": "EfficientNet-Lite0", "ms_per_image_median": round(float(ms), 2),
+            "vm_hwm_bytes": _status().get("VmHWM", 0)}
+
+
+def write_report(result: dict, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "edge.json").write_text(json.dumps(result, indent=1) + "\n")
+    mib = lambda b: round(b / 2**20, 1)  # noqa: E731
+    lines = [f"# Edge profile benchmark", "", f"Command: `{result['command']}`  ",
+             f"Machine: {result['machine']}  ",
+             f"Each query process is pinned to CPU {result['cpu']} (`taskset`), one OpenCV/BLAS/OpenMP "
+             f"thread; the machine's other core was busy with another engineer's benchmarks. "
+             f"Catalog: {result['n_images']:,} images (the real catalog images of the datasets "
+             f"plus synthetic ones, as in `scale.md`). Queries: {result['n_queries']} real query photos "
+             f"(smvs_dvd + grocery_packages) resized to 640 px, end to end `ImageIndex.search(path)` "
+             f"(decode, features, colour, quantise, search, re-rank).", "",
+             "| preset | e2e p50 ms | e2e p95 ms | features | quantize | score | rerank | shortlist "
+             "| recall@1 | postings+geometry B/image | all but vocabulary B/image | peak RSS MiB | heavy modules |",
+             "|---|" + "---|" * 12]
+    for name, r in result["presets"].items():
+        q, b = r["query"], r["build"]
+        s = q["stage_ms_p50"]
+        lines.append(f"| {name} | {q['e2e_ms_p50']} | {q['e2e_ms_p95']} | {s.get('features', '')} | "
+                     f"{s.get('quantize', '')} | {s.get('score', '')} | {s.get('rerank', '')} | "
+                     f"{q['shortlist']} | {q['recall_at_1']} | {b['bytes_per_image_postings_geometry']} | "
+                     f"{b['bytes_per_image_all_but_vocabulary']} | {mib(q['vmhwm_bytes'])} | "
+                     f"{', '.join(q['heavy_modules_imported']) or 'none'} |")
+    cnn = result.get("cnn")
+    if cnn:
+        lines += ["", f"EfficientNet-Lite0 (onnxruntime, one thread, same photos, decode + preprocess + "
+                      f"network, no search): {cnn['ms_per_image_median']} ms per image (median), "
+                      f"peak RSS {mib(cnn['vm_hwm_bytes'])} MiB."]
+    sh = result.get("shared")
+    if sh:
+        lines += ["", f"## {sh['n_processes']} query processes sharing one memory-mapped index "
+                      f"(`{result['shared_preset']}`, bundle {mib(sh['bundle_bytes'])} MiB on disk)", "",
+                  "| process | RSS MiB | PSS MiB | index files RSS MiB | index files PSS MiB |",
+                  "|---|---|---|---|---|"]
+        for i, p in enumerate(sh["per_process"]):
+            lines.append(f"| {i + 1} | {mib(p['rss_bytes'])} | {mib(p['pss_bytes'])} | "
+                         f"{mib(p['index_rss_bytes'])} | {mib(p['index_pss_bytes'])} |")
+        lines.append(f"| sum | {mib(sh['sum_rss_bytes'])} | {mib(sh['sum_pss_bytes'])} | "
+                     f"{mib(sh['sum_index_rss_bytes'])} | {mib(sh['sum_index_pss_bytes'])} |")
+        lines += ["", "PSS charges each shared page 1/n to each of the n processes mapping it, so the "
+                      "index pages' PSS summed over the processes is what they cost together, while "
+                      "their RSS summed counts them once per process."]
+    lines += ["", result.get("notes", "")]
+    (out_dir / "edge.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--presets", nargs="+", default=["edge", "orb", "sift"])
+    ap.add_argument("--n", type=int, default=10_000)
+    ap.add_argument("--queries", type=int, default=60)
+    ap.add_argument("--cpu", type=int, default=1, help="CPU the query processes are pinned to")
+    ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument("--reuse", action="store_true", help="reuse catalogs already built")
+    ap.add_argument("--child", choices=["build", "query", "cnn"], help=argparse.SUPPRESS)
+    ap.add_argument("--bundle", help=argparse.SUPPRESS)
+    ap.add_argument("--preset", help=argparse.SUPPRESS)
+    ap.add_argument("--hold", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child == "build":
+        print(json.dumps(build(args.n, Path(args.bundle), args.preset, {})))
+        return
+    if args.child == "query":
+        print(json.dumps(query_child(Path(args.bundle), args.queries, args.hold)))
+        return
+    if args.child == "cnn":
+        print(json.dumps(cnn_child(query_photos(args.queries)[0])))
+        return
+    from vbow.evaluate import machine_description
+    WORK.mkdir(parents=True, exist_ok=True)
+    query_photos(args.queries)
+    result = {"command": "python3 benchmarks/edge_bench.py", "machine": machine_description(),
+              "cpu": args.cpu, "n_images": args.n, "n_queries": args.queries, "presets": {},
+              "run_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+    for preset in args.presets:
+        bundle = WORK / f"catalog-{preset}-{args.n}.vbow"
+        info = bundle.with_suffix(".build.json")
+        if args.reuse and info.exists() and (bundle / "manifest.json").exists():
+            b = json.loads(info.read_text())
+        else:
+            b = run_json(child_cmd(["--child", "build", "--preset", preset, "--n", str(args.n),
+                                    "--bundle", str(bundle)], None))
+            info.write_text(json.dumps(b))
+        q = run_json(child_cmd(["--child", "query", "--bundle", str(bundle), "--queries",
+                                str(args.queries)], args.cpu))
+        print(preset, json.dumps(q), file=sys.stderr, flush=True)
+        result["presets"][preset] = {"build": b, "query": q}
+    shared = args.presets[0]
+    result["shared_preset"] = shared
+    result["shared"] = shared_memory(WORK / f"catalog-{shared}-{args.n}.vbow", args.queries, args.cpu)
+    try:
+        result["cnn"] = run_json(child_cmd(["--child", "cnn", "--queries", str(args.queries)], args.cpu))
+    except (RuntimeError, json.JSONDecodeError) as exc:
+        result["cnn"] = None
+        print(f"CNN baseline failed: {exc}", file=sys.stderr)
+    write_report(result, Path(args.out))
+
+
+if __name__ == "__main__":
+    main()

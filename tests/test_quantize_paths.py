@@ -1,0 +1,53 @@
+"""The fast query-time paths of vocabulary assignment (skinny GEMMs, argmin probing) agree with
+the bulk path and with brute force over the probed cells."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from test_vocabulary import KINDS, brute_distances
+
+
+@pytest.fixture(scope="module", params=sorted(KINDS))
+def fitted(request):
+    cls, gen = KINDS[request.param]
+    vocab = cls(1024, probes=2, random_state=0).fit(gen(6000, 0))
+    return vocab, gen
+
+
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 4), piece=st.integers(50, 400))
+@settings(deadline=None, max_examples=20)
+def test_small_batches_equal_one_bulk_call(fitted, seed, k, piece):
+    """Few rows per cell (query time) and many rows (indexing) give the same words."""
+    vocab, gen = fitted
+    x = gen(6000, 50 + seed)  # about 375 rows per coarse cell: the bulk GEMM path
+    words, weights = vocab.quantize_multi(x, k)
+    parts = [vocab.quantize_multi(x[s:s + piece], k) for s in range(0, x.shape[0], piece)]
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), words)
+    np.testing.assert_allclose(np.concatenate([p[1] for p in parts]), weights, rtol=1e-3, atol=1e-4)
+
+
+def test_assignment_is_the_nearest_word_of_the_probed_cells(fitted):
+    """Brute force restricted to each descriptor's ``probes`` nearest coarse cells."""
+    vocab, gen = fitted
+    x = gen(300, 999)
+    if x.dtype == np.uint8:
+        from vbow.hamming import hamming_distances
+        coarse = hamming_distances(x, vocab.coarse_).astype(np.float64)
+    else:
+        coarse = ((x[:, None, :].astype(np.float64) - vocab.coarse_[None].astype(np.float64)) ** 2).sum(-1)
+    full = brute_distances(vocab, x)
+    got = vocab.quantize(x)
+    for i in range(x.shape[0]):
+        cells = np.argsort(coarse[i], kind="stable")[:vocab.probes]
+        # ties in coarse distance: any of the tied cells may be probed; skip those rows
+        if np.sum(coarse[i] <= coarse[i][cells[-1]]) > vocab.probes:
+            continue
+        allowed = np.concatenate([np.arange(vocab.cell_offsets_[c], vocab.cell_offsets_[c + 1])
+                                  for c in cells])
+        best = full[i, allowed].min()
+        assert full[i, got[i]] <= best + 1e-4
+        assert got[i] in allowed
