@@ -24,7 +24,8 @@ class Config:
 
     Features
         ``method`` ("sift" or "orb"), ``max_keypoints`` per image, ``max_side`` (images are
-        downscaled so the longer side is at most this), ``contrast_threshold`` (SIFT),
+        downscaled so the longer side is at most this), ``min_side`` (images whose longer side
+        is smaller are upscaled to it, so thumbnails yield enough keypoints; 0 = never), ``contrast_threshold`` (SIFT),
         ``fast_threshold`` (ORB).
     Vocabulary
         ``n_words`` (target size), ``probes`` (coarse cells searched per descriptor),
@@ -57,6 +58,11 @@ class Config:
         ``max_fanout`` (words seen more often than this in an image give no correspondences).
         The final score is ``inliers + fused``: verified candidates (``inliers >= min_inliers``)
         gain their inlier count, the others keep their ``fused`` score.
+        ``query_expansion``: average query expansion (Chum et al. 2007) from up to this many of
+        the best verified results: their bags of words and colour histograms are averaged with
+        the query's and the catalog is scored again, so views of the product that share little
+        with the query photo but much with its verified matches move up. Only verified results
+        are used, so an unverified shortlist never drifts the query. 0 disables it.
     Other
         ``random_state`` (every random choice), ``n_jobs`` (feature extraction processes; -1 =
         all cores).
@@ -65,6 +71,7 @@ class Config:
     method: str = "sift"
     max_keypoints: int = 1000
     max_side: int = 640
+    min_side: int = 0
     contrast_threshold: float = 0.04
     fast_threshold: int = 20
     n_words: int = 65536
@@ -75,6 +82,7 @@ class Config:
     idf_source: str = "vocabulary"
     query_assignments: int = 3
     assignment_sigma: float = 0.1
+    max_postings: int | None = None
     colour: ColourHistogram = field(default_factory=ColourHistogram)
     colour_weight: float = 1.0
     colour_candidates: int = 5000
@@ -82,9 +90,9 @@ class Config:
     shortlist: int | None = None
     model: str = "homography"
     ransac_threshold: float = 6.0
-    max_postings: int | None = None
     min_inliers: int = 8
     max_fanout: int = 5
+    query_expansion: int = 3
     random_state: int = 0
     n_jobs: int = -1
 
@@ -103,8 +111,14 @@ class Config:
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise InvalidInputError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if not 0 <= self.min_side <= self.max_side:
+            raise InvalidInputError(f"min_side must be in 0..max_side; got {self.min_side}")
         if self.max_side > 4095:
             raise InvalidInputError(f"max_side must be <= 4095 (keypoint storage); got {self.max_side}")
+        if self.max_postings is not None and self.max_postings < 1:
+            raise InvalidInputError(f"max_postings must be >= 1 or None; got {self.max_postings}")
+        if int(self.query_expansion) < 0:
+            raise InvalidInputError(f"query_expansion must be >= 0; got {self.query_expansion}")
         if self.shortlist is not None and self.shortlist < 1:
             raise InvalidInputError(f"shortlist must be >= 1 or None; got {self.shortlist}")
         if self.colour_weight < 0 or self.assignment_sigma <= 0 or self.ransac_threshold <= 0:
@@ -115,10 +129,6 @@ class Config:
 
     def shortlist_for(self, n_images: int) -> int:
         """Shortlist depth for a catalog of ``n_images`` (see the class docstring)."""
-        if self.max_postings is not None and self.max_postings < 1:
-            raise InvalidInputError(f"max_postings must be >= 1 or None; got {self.max_postings}")
-        if int(self.query_expansion) < 0:
-            raise InvalidInputError(f"query_expansion must be >= 0; got {self.query_expansion}")
         if self.shortlist is not None:
             return int(self.shortlist)
         return int(min(200, max(20, round(2 * math.sqrt(max(n_images, 1))))))
@@ -141,6 +151,10 @@ class Config:
 PRESETS: dict[str, Config] = {
     "sift": Config(),
     "orb": Config(method="orb", max_keypoints=1000, n_words=65536, ransac_threshold=8.0),
+    # edge: one core, small memory. 300 ORB features (about 3.5 KB/image of postings and
+    # geometry), single assignment, and a short re-ranking list.
+    "edge": Config(method="orb", max_keypoints=300, n_words=65536, ransac_threshold=8.0,
+                   query_assignments=1, shortlist=20),
 }
 
 
@@ -151,10 +165,6 @@ def get_config(preset: str | Config = "sift", **overrides: Any) -> Config:
     ----------
     preset : str or Config
         ``"sift"`` (accuracy, the default) or ``"orb"`` (low power), or a :class:`Config`.
-    # edge: one core, small memory. 300 ORB features (about 3.5 KB/image of postings and
-    # geometry), single assignment, and a short re-ranking list.
-    "edge": Config(method="orb", max_keypoints=300, n_words=65536, ransac_threshold=8.0,
-                   query_assignments=1, shortlist=20),
     **overrides
         Any :class:`Config` field.
 

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
+import cv2
 import numpy as np
 
 from .colour import ColourHistogram
@@ -21,7 +22,7 @@ from .image_input import ImageInput, load_image, source_name
 from .progress import Progress
 from .results import ImageFailure
 
-__all__ = ["ImageFeatures", "Extractor", "extract_many"]
+__all__ = ["ImageFeatures", "Extractor", "extract_many", "upscale_min_side"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class ImageFeatures:
     colour : np.ndarray
         ``(n_bins,) float32`` sqrt colour histogram.
     scale : float
-        Original pixels per processed pixel (>= 1).
+        Original pixels per processed pixel (> 1 when downscaled, < 1 when upscaled).
     """
 
     name: str
@@ -55,14 +56,44 @@ class Extractor:
     features: FeatureExtractor
     colour: ColourHistogram
     max_side: int
+    min_side: int = 0
 
     def __call__(self, source: ImageInput, name: str | None = None) -> ImageFeatures:
-        """Load and describe one image; raises :class:`vbow.errors.ImageError` for bad input."""
+        """Load and describe one image; raises :class:`vbow.errors.ImageError` for bad input.
+
+        Images whose longer side is above ``max_side`` are downscaled to it; images whose longer
+        side is below ``min_side`` are upscaled to it (bicubic), so thumbnails still yield
+        enough keypoints. Colour is computed on the image as loaded.
+        """
         label = source_name(source, name)
         image, original = load_image(source, max_side=self.max_side, name=label)
+        colour = self.colour.compute(image)
+        image = upscale_min_side(image, self.min_side)
         scale = max(original) / max(image.shape[:2])
-        return ImageFeatures(label, self.features.extract(image), self.colour.compute(image),
-                             float(scale))
+        return ImageFeatures(label, self.features.extract(image), colour, float(scale))
+
+
+def upscale_min_side(image: np.ndarray, min_side: int) -> np.ndarray:
+    """Upscale (bicubic) so the longer side is at least ``min_side``; larger images unchanged.
+
+    Parameters
+    ----------
+    image : np.ndarray
+        ``(h, w)`` or ``(h, w, 3) uint8``.
+    min_side : int
+        Target for the longer side (0 disables).
+
+    Returns
+    -------
+    np.ndarray
+        The same array, or a resized ``uint8`` copy.
+    """
+    longest = max(image.shape[:2])
+    if min_side <= 0 or longest >= min_side or longest == 0:
+        return image
+    factor = min_side / longest
+    size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_CUBIC)
 
 
 def _work_chunk(extractor: Extractor, sources: Sequence[ImageInput],

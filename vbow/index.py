@@ -84,7 +84,7 @@ class ImageIndex:
             FeatureExtractor(self.config.method, self.config.max_keypoints,
                              contrast_threshold=self.config.contrast_threshold,
                              fast_threshold=self.config.fast_threshold),
-            self.config.colour, self.config.max_side)
+            self.config.colour, self.config.max_side, self.config.min_side)
         self._clear()
 
     def _clear(self) -> None:
@@ -222,6 +222,25 @@ class ImageIndex:
                                                    "training features")
                  if isinstance(r, ImageFeatures)]
         self._fit_on_features(feats)
+        return self
+
+    def fit_features(self, features: Sequence[ImageFeatures]) -> "ImageIndex":
+        """Train the vocabulary and IDF on already extracted catalog-side features.
+
+        Like :meth:`fit`, for pipelines that extract features elsewhere (with
+        :attr:`extractor`, so the settings match). At most ``config.max_training_images`` of
+        them are used (a seeded sample).
+
+        Returns
+        -------
+        ImageIndex
+            ``self``; any previously indexed images are dropped.
+        """
+        features = list(features)
+        if any(not isinstance(f, ImageFeatures) for f in features):
+            raise InvalidInputError("fit_features takes ImageFeatures (see ImageIndex.describe)")
+        chosen = self._training_subset(len(features))
+        self._fit_on_features([features[i].features for i in chosen.tolist()])
         return self
 
     def _training_subset(self, n: int) -> np.ndarray:
@@ -630,6 +649,10 @@ class ImageIndex:
                     final[j] += v.inliers
             order = np.argsort(-final, kind="stable")
             top, final = top[order], final[order]
+            expand = [d for d in top.tolist() if d in verifications][:cfg.query_expansion]
+            if expand:
+                top, final, bow, colour = self._expanded_ranking(
+                    words, tf, query.colour, expand, verifications, allowed, depth)
         timings["rerank"] = time.perf_counter() - t
         matches = []
         q_scale = query.scale
@@ -650,6 +673,41 @@ class ImageIndex:
                                  json.loads(self._meta[doc]), rank))
         timings["total"] = sum(timings.values())
         return SearchResult(query.name, tuple(matches), timings)
+
+    def _expanded_ranking(self, words: np.ndarray, tf: np.ndarray, query_colour: np.ndarray,
+                          expand: list[int], verifications: Mapping[int, Any],
+                          allowed: np.ndarray, depth: int
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Average query expansion: rank again with the query averaged with verified results.
+
+        The expanded bag is the sum of the L2-normalised TF-IDF vectors of the query and of the
+        ``expand`` documents (their words come from the keypoint store); the expanded colour is
+        the mean of their sqrt histograms. Verified documents keep their inlier bonus on top of
+        the new fused score. Returns the new top ``depth`` ids and final scores, best first,
+        and the expanded query's bag-of-words and colour similarities to every document.
+        """
+        cfg = self.config
+        idf = self._current_idf()
+        parts_w = [words]
+        parts_v = [tfidf(words, tf, idf, cfg.burstiness)]
+        colours = [np.asarray(query_colour, np.float32)]
+        for doc in expand:
+            doc_words, _ = self._store.get(doc)
+            w, c = bag_of_words(doc_words)
+            parts_w.append(w)
+            parts_v.append(tfidf(w, c, idf, cfg.burstiness))
+            colours.append(self._colour[doc].astype(np.float32) / 255.0)
+        all_w = np.concatenate(parts_w)
+        uniq, inverse = np.unique(all_w, return_inverse=True)
+        summed = np.bincount(inverse, weights=np.concatenate(parts_v)).astype(np.float32)
+        norm = float(np.linalg.norm(summed))
+        bow = self._index.scores(uniq.astype(np.int32), summed / max(norm, 1e-12), idf)
+        fused, colour = self._fuse(bow, np.mean(colours, axis=0), allowed)
+        for doc, v in verifications.items():
+            fused[doc] += v.inliers
+        top = np.argpartition(-fused, depth - 1)[:depth]
+        top = top[np.argsort(-fused[top], kind="stable")]
+        return top, fused[top], bow, colour
 
     def _fuse(self, bow: np.ndarray, query_colour: np.ndarray,
               allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,9 @@ class Match:
         Final ranking score, ``inliers + fused``, where ``fused`` is the standardised word and
         colour similarity (see :class:`vbow.Config`) and ``inliers`` is 0 when not verified.
     bow_score : float
-        TF-IDF cosine similarity of the bags of visual words, in [0, 1].
+        TF-IDF cosine similarity of the bags of visual words, in [0, 1]. When query expansion
+        ran (``Config.query_expansion``), both similarities are those of the expanded query,
+        the ones the ranking used.
     colour_score : float
         Bhattacharyya coefficient of the colour histograms, in [0, 1] (0 when not computed).
     inliers : int

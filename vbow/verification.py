@@ -9,7 +9,8 @@
    position, scale ratio and rotation agree.
 3. **Model fit.** The correspondences consistent with the best hypothesis (loose tolerance) are
    passed to a robust fit of the requested model: OpenCV's USAC MAGSAC++ for a homography, RANSAC
-   for an affine or similarity transform. Inliers are counted one-to-one (a keypoint counts once).
+   for an affine or similarity transform. Inliers are counted one-to-one by location (features
+   stacked on one point count once).
 
 The result's ``transform`` maps catalog-image coordinates to query coordinates (both in the
 processed images' pixels; :class:`vbow.ImageIndex` converts to original pixels).
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 Model = Literal["similarity", "affine", "homography"]
 MODELS: tuple[str, ...] = ("similarity", "affine", "homography")
 _MIN_POINTS = {"similarity": 2, "affine": 3, "homography": 4}
+#: Inliers are counted once per square of this many (processed) pixels on each side.
+_LOCATION_CELL = 2.0
 
 
 @dataclass(frozen=True)
@@ -127,14 +130,25 @@ def _similarity_hypotheses(q: np.ndarray, d: np.ndarray, hyp: np.ndarray, tol: f
     return close & same_scale & (drot < angle_tol)
 
 
-def _one_to_one(pairs: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Indices of masked pairs keeping each query and each catalog feature at most once."""
+def _location_ids(xy: np.ndarray, cell: float) -> np.ndarray:
+    """``(m,) int64`` one id per ``cell``-pixel square that each point falls in."""
+    cells = np.floor(np.asarray(xy, np.float64) / cell).astype(np.int64)
+    return cells[:, 0] * (1 << 24) + cells[:, 1]
+
+
+def _one_to_one(q_loc: np.ndarray, d_loc: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Indices of masked pairs keeping each query and each catalog location at most once.
+
+    Locations rather than feature indices: SIFT gives one feature per dominant orientation at
+    the same point, and upscaled thumbnails stack features of several scales on one pixel;
+    counting each of them would let a handful of points pose as many inliers.
+    """
     idx = np.flatnonzero(mask)
     if idx.size == 0:
         return idx
-    _, first_q = np.unique(pairs[idx, 0], return_index=True)
+    _, first_q = np.unique(q_loc[idx], return_index=True)
     idx = idx[np.sort(first_q)]
-    _, first_d = np.unique(pairs[idx, 1], return_index=True)
+    _, first_d = np.unique(d_loc[idx], return_index=True)
     return idx[np.sort(first_d)]
 
 
@@ -231,7 +245,9 @@ def verify_pair(query_kp: np.ndarray, db_kp: np.ndarray, pairs: np.ndarray, *,
     proj = np.c_[d[:, :2], np.ones(m)] @ transform.T
     with np.errstate(divide="ignore", invalid="ignore"):
         err = np.hypot(proj[:, 0] / proj[:, 2] - q[:, 0], proj[:, 1] / proj[:, 2] - q[:, 1])
-    inlier_idx = _one_to_one(pairs, np.nan_to_num(err, nan=np.inf) < threshold)
+    inlier_idx = _one_to_one(_location_ids(q[:, :2], _LOCATION_CELL),
+                             _location_ids(d[:, :2], _LOCATION_CELL),
+                             np.nan_to_num(err, nan=np.inf) < threshold)
     if inlier_idx.size < min_inliers:
         return fail
     return Verification(int(inlier_idx.size), transform.astype(np.float64), pairs[inlier_idx], m)
