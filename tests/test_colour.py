@@ -12,7 +12,7 @@ from vbow.colour import ColourHistogram, bhattacharyya
 from vbow.errors import InvalidInputError
 
 HIST = ColourHistogram()
-FLAT = ColourHistogram(centre_sigma=0)
+FLAT = ColourHistogram(centre_sigma=0, border_suppression=0)
 
 
 @given(seed=st.integers(0, 2**32 - 1), h=st.integers(1, 300), w=st.integers(1, 300))
@@ -81,3 +81,28 @@ def test_scale_barely_changes_the_signature():
 def test_bad_input(bad):
     with pytest.raises(InvalidInputError):
         HIST.compute(bad)
+
+
+def _object_on(background, size=(80, 100)):
+    img = np.full((*size, 3), background, np.uint8)
+    img[25:55, 30:70] = (30, 160, 220)   # an orange box
+    img[35:45, 40:60] = (200, 60, 40)    # with a blue label
+    return img
+
+
+@given(b1=st.tuples(*[st.integers(0, 255)] * 3), b2=st.tuples(*[st.integers(0, 255)] * 3))
+def test_background_suppression_compares_the_object_not_the_backdrop(b1, b2):
+    """The same object on two uniform backdrops: suppression never makes the two shots less
+    alike, and with it the object's colours dominate both signatures."""
+    plain = ColourHistogram(border_suppression=0)
+    a, b = _object_on(b1), _object_on(b2)
+    with_s = float(bhattacharyya(HIST.compute(a)[None, :], HIST.compute(b))[0])
+    without = float(bhattacharyya(plain.compute(a)[None, :], plain.compute(b))[0])
+    assert with_s >= without - 1e-4
+    assert with_s > 0.5
+
+
+def test_all_backdrop_image_keeps_a_signature():
+    img = np.full((30, 30, 3), (255, 255, 255), np.uint8)
+    sig = HIST.compute(img)
+    assert abs(float(np.dot(sig, sig)) - 1) < 1e-5 and np.count_nonzero(sig) == 1

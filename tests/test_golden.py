@@ -34,3 +34,18 @@ def test_golden_bundle_loads_and_finds_its_products(bundle, mmap):
     assert [index.metadata(k)["category"] for k in cat.names] == cat.categories
     hits = sum(index.search(p.image, top_k=3).best.key == cat.names[p.product] for p in cat.photos)
     assert hits >= len(cat.photos) - 1
+
+
+@pytest.mark.parametrize("bundle", GOLDEN, ids=[p.name for p in GOLDEN])
+def test_settings_missing_from_an_old_bundle_keep_how_it_was_built(bundle):
+    """Extraction settings added later (upscaling, colour backdrop suppression) default to
+    'off' for a bundle written before them, so its queries are described as its images were."""
+    saved = json.loads((bundle / "manifest.json").read_text())["config"]
+    index = vbow.ImageIndex.load(bundle)
+    if "min_side" not in saved:
+        assert index.config.min_side == 0
+    if "border_suppression" not in saved.get("colour", {}):
+        assert index.config.colour.border_suppression == 0
+    for name, value in saved.items():
+        if name != "colour":
+            assert getattr(index.config, name) == value

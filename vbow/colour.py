@@ -19,6 +19,8 @@ from .errors import InvalidInputError
 
 __all__ = ["ColourHistogram", "bhattacharyya"]
 
+_MIN_PIXEL_WEIGHT = 0.02
+
 
 @dataclass(frozen=True)
 class ColourHistogram:
@@ -37,6 +39,16 @@ class ColourHistogram:
         every pixel equally.
     work_side : int
         Images are first downscaled so the longer side is at most this (speed, and noise).
+    border_width : float
+        Width of the image frame, as a fraction of the shorter side, whose colours are taken
+        as the background.
+    border_suppression : float
+        Background suppression exponent ``g``: a pixel whose bin holds the fraction ``b`` of
+        the frame's pixels is weighted by ``(1 - b) ** g``. A uniform backdrop (a catalog shot
+        on white, a turntable on black) falls in one or two bins and nearly vanishes from the
+        signature, so two shots of one product compare by the product; a cluttered frame
+        spreads over many bins and changes little. Weights never drop below 0.02, so an image
+        that is all one colour keeps its signature. 0 disables it.
     """
 
     hue_bins: int = 16
@@ -46,6 +58,8 @@ class ColourHistogram:
     grey_saturation: float = 0.15
     centre_sigma: float = 0.35
     work_side: int = 160
+    border_width: float = 0.06
+    border_suppression: float = 1.0
 
     @property
     def n_bins(self) -> int:
@@ -90,10 +104,23 @@ class ColourHistogram:
             xs = np.exp(-0.5 * ((np.arange(w) + 0.5) / w - 0.5) ** 2 / self.centre_sigma ** 2)
             weights = np.outer(ys, xs).reshape(-1)
         else:
-            weights = None
+            weights = np.ones(h * w)
+        if self.border_suppression > 0:
+            weights = weights * self._background_weights(bins.reshape(h, w))
         hist = np.bincount(bins, weights=weights, minlength=self.n_bins).astype(np.float64)
         hist /= max(hist.sum(), 1e-12)
         return np.sqrt(hist).astype(np.float32)
+
+    def _background_weights(self, bins: np.ndarray) -> np.ndarray:
+        """``(h * w,) float64`` per-pixel weights ``(1 - b[bin]) ** g`` (see the class doc)."""
+        h, w = bins.shape
+        m = max(1, round(self.border_width * min(h, w)))
+        frame = np.concatenate([bins[:m].ravel(), bins[-m:].ravel(),
+                                bins[m:-m, :m].ravel(), bins[m:-m, -m:].ravel()])
+        share = np.bincount(frame, minlength=self.n_bins) / max(frame.size, 1)
+        weights = (1.0 - share[bins.reshape(-1)]) ** self.border_suppression
+        # a floor keeps an image that is all backdrop (or all one colour) describable
+        return np.maximum(weights, _MIN_PIXEL_WEIGHT)
 
 
 def bhattacharyya(a: np.ndarray, b: np.ndarray) -> np.ndarray:

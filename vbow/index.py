@@ -58,6 +58,19 @@ def _as_list(images: Sequence[ImageInput] | ImageInput) -> list[ImageInput]:
     return list(images)
 
 
+#: Settings added after the first bundles were written, with the value that reproduces how
+#: those bundles were built (a bundle without the key predates the setting).
+_LEGACY_SETTINGS = {"min_side": 0}
+_LEGACY_COLOUR_SETTINGS = {"border_suppression": 0.0}
+
+
+def _with_legacy_defaults(settings: Mapping[str, Any]) -> dict[str, Any]:
+    out = {**_LEGACY_SETTINGS, **settings}
+    if isinstance(out.get("colour"), Mapping):
+        out["colour"] = {**_LEGACY_COLOUR_SETTINGS, **out["colour"]}
+    return out
+
+
 class ImageIndex:
     """A searchable catalog of product images.
 
@@ -701,7 +714,8 @@ class ImageIndex:
         uniq, inverse = np.unique(all_w, return_inverse=True)
         summed = np.bincount(inverse, weights=np.concatenate(parts_v)).astype(np.float32)
         norm = float(np.linalg.norm(summed))
-        bow = self._index.scores(uniq.astype(np.int32), summed / max(norm, 1e-12), idf)
+        bow = self._index.scores(uniq.astype(np.int32), summed / max(norm, 1e-12), idf,
+                                 max_postings=cfg.max_postings)
         fused, colour = self._fuse(bow, np.mean(colours, axis=0), allowed)
         for doc, v in verifications.items():
             fused[doc] += v.inliers
@@ -822,7 +836,7 @@ class ImageIndex:
                                        verify_checksums=verify_checksums)
         manifest_path = Path(path) / "manifest.json"
         try:
-            config = Config(**{**manifest["config"]})
+            config = Config(**_with_legacy_defaults(manifest["config"]))
             vinfo = manifest["vocabulary"]
             vocab_cls = _VOCAB_CLASSES[vinfo["state"]["kind"]]
             vocab = vocab_cls.from_arrays(vinfo["params"], vinfo["state"],
@@ -836,9 +850,10 @@ class ImageIndex:
             index._store = KeypointStore.from_arrays(vocab.n_words_, arrays)
             index._keys = StringTable(arrays["keys_blob"], arrays["keys_offsets"])
             index._meta = StringTable(arrays["meta_blob"], arrays["meta_offsets"])
-            index._colour = arrays["colour"]
-            index._scale = arrays["scale"]
-            index._size = arrays["image_size"]
+            # plain ndarray views of the memory maps: per-image lookups on them are hot paths
+            index._colour = np.asarray(arrays["colour"])
+            index._scale = np.asarray(arrays["scale"])
+            index._size = np.asarray(arrays["image_size"])
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleFormatError(f"inconsistent bundle: {exc}", manifest_path) from None
         n = index._index.n_docs
