@@ -25,8 +25,8 @@ class Config:
     Features
         ``method`` ("sift" or "orb"), ``max_keypoints`` per image, ``max_side`` (images are
         downscaled so the longer side is at most this), ``min_side`` (images whose longer side
-        is smaller are upscaled to it, so thumbnails yield enough keypoints; 0 = never), ``contrast_threshold`` (SIFT),
-        ``fast_threshold`` (ORB).
+        is smaller are upscaled to it, so thumbnails yield enough keypoints; 0 = never),
+        ``contrast_threshold`` (SIFT), ``fast_threshold`` (ORB).
     Vocabulary
         ``n_words`` (target size), ``probes`` (coarse cells searched per descriptor),
         ``max_training_descriptors`` (reservoir sample size), ``max_training_images`` (images
