@@ -124,8 +124,8 @@ def query(bundle: Path, preset: str, n_queries: int, shortlist: int, overrides: 
                                progress=False)
     q_groups = [groups[i] for i in pick]
     cfg = index.config
-    if max_postings is not None:
-        index.config = cfg = cfg.replace(max_postings=max_postings)
+    if max_postings is not None:  # None: the saved config's budget; 0: no budget
+        index.config = cfg = cfg.replace(max_postings=max_postings or None)
     vocab = index.vocabulary
     idf = index._current_idf()
     lat = {False: [], True: []}
@@ -175,8 +175,10 @@ def query(bundle: Path, preset: str, n_queries: int, shortlist: int, overrides: 
                                     for k in ("quantize", "score", "rerank")},
            "rss_bytes_before_import": rss_before, "rss_bytes_after_open": rss_open,
            "rss_bytes_after_queries": _proc_status("VmRSS"),
+           "rss_anon_bytes_after_queries": _proc_status("RssAnon"),
+           "rss_file_bytes_after_queries": _proc_status("RssFile"),
            "peak_rss_bytes": _proc_status("VmHWM"),
-           "max_postings": max_postings}
+           "max_postings": cfg.max_postings}
     return out
 
 
@@ -311,7 +313,8 @@ def write_report(result: dict, out_dir: Path) -> None:
                   "| catalog | max_postings | postings read (mean) | p50 / p95 ms no re-rank | "
                   "p50 / p95 ms re-rank | recall@1 no re-rank | recall@1 re-rank | smvs_dvd / grocery recall@1 re-rank |",
                   "|---|---|---|---|---|---|---|---|"]
-        base = [{"n_images": r["n_images"], "max_postings": "default", "query": r["query"]} for r in rows]
+        base = [{"n_images": r["n_images"], "max_postings": f"{r['query']['max_postings']} (default)",
+                 "query": r["query"]} for r in rows]
         for s in base + sweep:
             q = s["query"]
             by = q.get("recall_at_1_by_dataset", {})
@@ -340,8 +343,8 @@ def main() -> None:
     ap.add_argument("--shortlist", type=int, default=100)
     ap.add_argument("--max-postings", type=int, default=None,
                     help="query postings budget (default: the preset's)")
-    ap.add_argument("--budgets", type=int, nargs="*", default=[4_000_000, 2_000_000, 1_000_000],
-                    help="query postings budgets swept on the middle and largest catalogs")
+    ap.add_argument("--budgets", type=int, nargs="*", default=[0, 4_000_000, 1_000_000],
+                    help="query postings budgets swept on the middle and largest catalogs (0: none)")
     ap.add_argument("--ratio-images", type=int, default=300,
                     help="real images in the build-throughput comparison with raw OpenCV")
     ap.add_argument("--out", default=str(HERE / "results"))
@@ -360,11 +363,13 @@ def main() -> None:
         return
     if args.child == "query":
         print(json.dumps(query(Path(args.bundle), args.preset, args.queries, args.shortlist,
-                               overrides, args.max_postings or None)))
+                               overrides, args.max_postings)))
         return
     import vbow
     from synthetic_catalog import real_stats
     from vbow.evaluate import machine_description
+    if args.max_postings is None:  # the preset's budget, whatever the saved bundles say
+        args.max_postings = vbow.get_config(args.preset).max_postings or 0
     stats = real_stats(args.preset)
     WORK.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -382,8 +387,7 @@ def main() -> None:
             info_file.write_text(json.dumps(b))
         print(json.dumps(b), file=sys.stderr, flush=True)
         q_args = ["--child", "query", "--queries", str(args.queries), "--shortlist", str(args.shortlist)]
-        if args.max_postings is not None:
-            q_args += ["--max-postings", str(args.max_postings)]
+        q_args += ["--max-postings", str(args.max_postings)]
         q = _run_child(q_args + common)
         print(json.dumps(q), file=sys.stderr, flush=True)
         rows.append({"n_images": n, "build": b, "query": q})
@@ -396,7 +400,7 @@ def main() -> None:
                       "--max-postings", str(budget)]
             q = _run_child(q_args)
             print(n, budget, json.dumps(q), file=sys.stderr, flush=True)
-            sweep.append({"n_images": n, "max_postings": budget, "query": q})
+            sweep.append({"n_images": n, "max_postings": budget or "none", "query": q})
     ratio = _run_child(["--child", "ratio", "--preset", args.preset, "--n", str(args.ratio_images)])
     result = {"command": cmd, "machine": machine_description(), "preset": args.preset,
               "vbow_version": vbow.__version__, "n_words": int(stats.offsets.shape[0] and

@@ -143,7 +143,7 @@ class InvertedIndex:
         self.segments: list[PostingSegment] = []
         self.norms = np.zeros(0, dtype=np.float32)
         self.alive = np.zeros(0, dtype=bool)
-        self._norm_parts: list[np.ndarray] = []
+        self._inv: np.ndarray | None = None  # cached 1 / norms (see _inverse_norms)
         # burst weight of each stored tf code
         self._tf_table = burst(np.arange(1, TF_CAP + 1), burstiness).astype(np.float32)
 
@@ -254,6 +254,7 @@ class InvertedIndex:
         norms = np.sqrt(np.bincount(doc_local, weights=contrib, minlength=n)).astype(np.float32)
         self.norms = np.concatenate([self.norms, norms])
         self.alive = np.concatenate([self.alive, np.ones(n, dtype=bool)])
+        self._inv = None
         if len(self.segments) > _MAX_SEGMENTS:
             self.compact()
 
@@ -265,6 +266,7 @@ class InvertedIndex:
         if not self.alive.flags.writeable:
             self.alive = self.alive.copy()
         self.alive[ids] = False
+        self._inv = None
 
     def _merge_into(self, out: np.ndarray, keep: list[np.ndarray] | None = None) -> np.ndarray:
         """Write the merged postings of every segment into ``out``; returns merged word offsets.
@@ -316,6 +318,7 @@ class InvertedIndex:
         """
         keep = np.asarray(keep, dtype=bool)
         self.alive = self.alive & keep
+        self._inv = None
         self.compact()
         new_id = np.full(self.n_docs, -1, dtype=np.int64)
         new_id[keep] = np.arange(int(keep.sum()))
@@ -326,6 +329,7 @@ class InvertedIndex:
             seg.n_docs = int(keep.sum())
         self.norms = self.norms[keep]
         self.alive = np.ones(int(keep.sum()), dtype=bool)
+        self._inv = None
         return new_id
 
     def document_frequencies(self) -> np.ndarray:
@@ -344,6 +348,7 @@ class InvertedIndex:
             contrib = (self._tf_table[code] * idf[seg.word_of_posting()]).astype(np.float64) ** 2
             sq += np.bincount(seg.docs, weights=contrib, minlength=self.n_docs)
         self.norms = np.sqrt(sq).astype(np.float32)
+        self._inv = None
 
     # -------------------------------------------------------------------------------- scoring
     def scores(self, words: np.ndarray, weights: np.ndarray, idf: np.ndarray, *,
@@ -402,7 +407,7 @@ class InvertedIndex:
         chosen = self.select_words(words, weights, idf, max_postings)
         words, weights = words[chosen], weights[chosen]
         word_weight = (weights * idf[words]).astype(np.float32)
-        total = np.zeros(self.n_docs, dtype=np.float64)
+        total: np.ndarray | None = None
         touched = 0
         for seg in self.segments:
             starts = seg.word_offsets[words]
@@ -418,16 +423,31 @@ class InvertedIndex:
                                        zip(starts[nz].tolist(), lengths[nz].tolist())])
             else:
                 post = flat[gather_ranges(starts[nz], lengths[nz])]
-            # weight of (word, tf code) pairs, looked up per posting
-            table = (word_weight[nz, None] * self._tf_table[None, :]).reshape(-1)
-            slot = np.repeat(np.arange(nz.size, dtype=np.intp) * TF_CAP, lengths[nz])
-            slot += (post & _TF_MASK).astype(np.intp)
-            total += np.bincount((post >> np.uint32(_TF_BITS)).astype(np.intp), weights=table[slot],
-                                 minlength=self.n_docs)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = np.where(self.norms > 0, total / self.norms, 0.0)
-        out[~self.alive] = 0.0
-        return out.astype(np.float32), touched
+            # the word's weight per posting, times the tf weight where tf > 1 (few postings)
+            contrib = np.repeat(word_weight[nz].astype(np.float64) * float(self._tf_table[0]),
+                                lengths[nz])
+            ratio = (self._tf_table / self._tf_table[0]).astype(np.float64)
+            contrib *= ratio[post & _TF_MASK]
+            part = np.bincount((post >> np.uint32(_TF_BITS)).astype(np.intp), weights=contrib,
+                               minlength=self.n_docs)
+            if total is None:
+                total = part
+            else:
+                total += part
+        if total is None:
+            return np.zeros(self.n_docs, dtype=np.float32), 0
+        total *= self._inverse_norms()
+        return total.astype(np.float32), touched
+
+    def _inverse_norms(self) -> np.ndarray:
+        """``(n_docs,) float64`` 1 / norm for live documents with a non-zero norm, else 0 (cached
+        until the norms or the live set change)."""
+        if self._inv is None or self._inv.shape[0] != self.n_docs:
+            norms = np.asarray(self.norms, dtype=np.float64)
+            inv = np.zeros(norms.shape[0], dtype=np.float64)
+            np.divide(1.0, norms, out=inv, where=(norms > 0) & self.alive)
+            self._inv = inv
+        return self._inv
 
     # ---------------------------------------------------------------------------- persistence
     def to_arrays(self) -> dict[str, np.ndarray]:

@@ -370,6 +370,10 @@ class Vocabulary:
             cells = np.broadcast_to(np.arange(n_cells), (n, n_cells))
         pair_desc = np.repeat(np.arange(n), p)
         pair_cell = cells.reshape(-1)
+        small = self._assign_pairs_small(x, pair_desc, pair_cell, k)
+        if small is not None:
+            cand_w, cand_d = small
+            return self._best_of_probes(cand_w.reshape(n, p * k), cand_d.reshape(n, p * k), k)
         order = np.argsort(pair_cell, kind="stable")
         sorted_cells = pair_cell[order]
         bounds = np.flatnonzero(np.diff(sorted_cells)) + 1
@@ -394,10 +398,22 @@ class Vocabulary:
                 top = np.broadcast_to(np.arange(w1 - w0), (rows.size, w1 - w0))
             cand_w[rows, :kk] = top + w0
             cand_d[rows, :kk] = np.take_along_axis(d, top, axis=1)
-        cand_w = cand_w.reshape(n, p * k)
-        cand_d = cand_d.reshape(n, p * k)
+        return self._best_of_probes(cand_w.reshape(n, p * k), cand_d.reshape(n, p * k), k)
+
+    @staticmethod
+    def _best_of_probes(cand_w: np.ndarray, cand_d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest of each row's candidates (probe order breaks ties)."""
         best = np.argsort(cand_d, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(cand_w, best, axis=1), np.take_along_axis(cand_d, best, axis=1)
+
+    def _assign_pairs_small(self, x: np.ndarray, pair_desc: np.ndarray, pair_cell: np.ndarray,
+                            k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Optional fast path for few (descriptor, cell) pairs; None uses the per-cell loop.
+
+        Returns ``(P, k) int32`` words and ``(P, k) float32`` distances per pair, with the same
+        tie-breaking as the loop (lowest word id among equal distances, nearest first).
+        """
+        return None
 
     def _cell_distances(self, x: np.ndarray, cell: int) -> np.ndarray:
         w0, w1 = int(self.cell_offsets_[cell]), int(self.cell_offsets_[cell + 1])
@@ -484,9 +500,55 @@ class HammingVocabulary(Vocabulary):
     dim = 32
     dtype = np.dtype(np.uint8)
 
+    #: at most this many (descriptor, probed cell) pairs take the vectorised small-batch path
+    small_pairs: int = 8192
+
     def _prepare(self) -> None:
         self._words64 = as_words64(self.words_)
         self._coarse64 = as_words64(self.coarse_)
+        self._padded: np.ndarray | None = None
+
+    def _padded_cells(self) -> np.ndarray:
+        """``(w, n_cells, max_cell) uint64``: each cell's words as 64-bit columns, padded with
+        all-ones words past the cell's end (built once, ~2 MB for 65,536 words)."""
+        if self._padded is None:
+            counts = np.diff(self.cell_offsets_)
+            width = max(int(counts.max()) if counts.size else 1, 1)
+            valid = np.arange(width)[None, :] < counts[:, None]
+            n_cols = self._words64.shape[1]
+            padded = np.full((n_cols, counts.shape[0], width), np.iinfo(np.uint64).max, np.uint64)
+            for col in range(n_cols):
+                padded[col][valid] = self._words64[:, col]  # words are grouped by cell, in order
+            self._padded = padded
+        return self._padded
+
+    def _assign_pairs_small(self, x: np.ndarray, pair_desc: np.ndarray, pair_cell: np.ndarray,
+                            k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        if pair_cell.size > self.small_pairs or pair_cell.size == 0:
+            return None
+        padded = self._padded_cells()
+        counts = np.diff(self.cell_offsets_)[pair_cell]
+        xq = as_words64(x)[pair_desc]
+        d = np.bitwise_count(padded[0][pair_cell] ^ xq[:, 0, None]).astype(np.uint16)
+        for col in range(1, padded.shape[0]):
+            d += np.bitwise_count(padded[col][pair_cell] ^ xq[:, col, None])
+        width = d.shape[1]
+        d = d.astype(np.float32)
+        d[np.arange(width)[None, :] >= counts[:, None]] = np.inf  # padding is never a word
+        kk = min(k, width)
+        if kk == 1:
+            top = np.argmin(d, axis=1)[:, None]
+        elif kk < width:
+            top = np.sort(np.argpartition(d, kk - 1, axis=1)[:, :kk], axis=1)
+        else:
+            top = np.broadcast_to(np.arange(width), (d.shape[0], width))
+        cand_d = np.full((pair_cell.size, k), np.inf, dtype=np.float32)
+        cand_w = np.full((pair_cell.size, k), -1, dtype=np.int32)
+        top_d = np.take_along_axis(d, top, axis=1)
+        real = np.isfinite(top_d)
+        cand_d[:, :kk] = np.where(real, top_d, np.inf)
+        cand_w[:, :kk] = np.where(real, top + self.cell_offsets_[pair_cell][:, None], -1)
+        return cand_w, cand_d
 
     def _distances(self, x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
         if centroids is getattr(self, "coarse_", None) and hasattr(self, "_coarse64"):
