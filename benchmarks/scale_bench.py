@@ -232,6 +232,53 @@ def build_ratio(preset: str, n_images: int, chunk: int = 20) -> dict:
             "build_throughput_ratio": round(t_raw / t_vbow, 3)}
 
 
+def tf_cap_accuracy(preset: str) -> dict:
+    """Accuracy cost of storing term counts capped at ``TF_CAP`` (2 bits in each posting)
+    instead of at 255 (format 1), on real datasets with one vocabulary and the same features:
+    smvs_dvd + both distractor sets (recall@1, mAP@10) and ukbench (N-S, recall@1), with and
+    without re-ranking. The 255 cap is emulated by widening the tf field of the packed postings
+    to 8 bits for the comparison run."""
+    import vbow
+    import vbow.inverted_index as inv
+    from feature_cache import cached_features
+    from synthetic_catalog import DATASETS, real_stats
+    from vbow.datasets import load_source
+    from vbow.evaluate import catalog_of, score_rankings
+    stats = real_stats(preset)
+    config = vbow.get_config(preset)
+    out: dict = {}
+    protocols = {"smvs_dvd+distractors": ("smvs_dvd", ["distractors_products", "distractors_photos"]),
+                 "ukbench": ("ukbench", [])}
+    saved = (inv.TF_CAP, inv._TF_BITS, inv._TF_MASK, inv.MAX_DOCS)
+    try:
+        for name, (ds_name, distractors) in protocols.items():
+            ds = load_source(DATASETS / ds_name)
+            paths, keys, groups = catalog_of(ds, [DATASETS / d for d in distractors])
+            feats, _ = cached_features(paths, config, n_jobs=1, progress=False)
+            good = [i for i, f in enumerate(feats) if f is not None]
+            q_paths = [str(im.path) for im in ds.queries]
+            q_feats, _ = cached_features(q_paths, config, n_jobs=1, progress=False)
+            key_of_path = dict(zip(paths, keys))
+            for bits in (2, 8):
+                inv._TF_BITS, inv.TF_CAP = bits, 4 if bits == 2 else 255
+                inv._TF_MASK = np.uint32((1 << bits) - 1)
+                inv.MAX_DOCS = 1 << (32 - bits)
+                index = vbow.ImageIndex.load(stats.vocab_bundle, mmap=False)
+                index.add_features([feats[i] for i in good], [keys[i] for i in good])
+                for rerank in (False, True):
+                    rankings = [index.search_features(q, 10, rerank=rerank).keys if q is not None else []
+                                for q in q_feats]
+                    sc = score_rankings(rankings, [key_of_path.get(p, "") for p in q_paths],
+                                        [im.group for im in ds.queries], dict(zip(keys, groups)),
+                                        ds.has_both)
+                    out[f"{name} tf_cap={inv.TF_CAP} rerank={rerank}"] = \
+                        {k: (round(v, 4) if v is not None else None) for k, v in sc.items()}
+                    print(name, bits, rerank, sc, file=sys.stderr, flush=True)
+    finally:
+        inv.TF_CAP, inv._TF_BITS, inv._TF_MASK, inv.MAX_DOCS = saved
+    return out
+
+
 _GROUPS: dict[str, str] = {}
 
 
@@ -299,11 +346,14 @@ def write_report(result: dict, out_dir: Path) -> None:
     for part, m in metrics:
         lines.append(f"| {m} | " + " | ".join(f"{r[part].get(m, '')}" for r in rows) +
                      f" | {targets.get(m, '')} |")
-    lines += ["", "Latency growth (per 1,000 postings read, p50 no re-rank):", ""]
-    for r in rows:
-        q = r["query"]
-        lines.append(f"- {r['n_images']:,}: {q['query_ms_p50_no_rerank']} ms for "
-                     f"{q['postings_read_per_query_mean']:,} postings")
+    lines += ["", "Latency growth against postings read (p50, no re-rank):", ""]
+    for a, b in zip(rows, rows[1:]):
+        qa, qb = a["query"], b["query"]
+        lat = qb["query_ms_p50_no_rerank"] / qa["query_ms_p50_no_rerank"]
+        post = qb["postings_read_per_query_mean"] / max(qa["postings_read_per_query_mean"], 1)
+        lines.append(f"- {a['n_images']:,} → {b['n_images']:,}: latency × {lat:.2f}, postings read "
+                     f"× {post:.2f}, catalog × {b['n_images'] / a['n_images']:.0f} "
+                     f"({'no worse than' if lat <= max(post, 1.0) else 'worse than'} linear in postings read)")
     sweep = result.get("budget_sweep") or []
     if sweep:
         lines += ["", "## Query postings budget (`Config.max_postings`)", "",
@@ -331,6 +381,14 @@ def write_report(result: dict, out_dir: Path) -> None:
                   f"images/s; `ImageIndex.add(paths)` with a trained vocabulary (decode, features, colour "
                   f"histogram, quantise, index) {ratio['vbow_add_images_per_s']} images/s: ratio "
                   f"**{ratio['build_throughput_ratio']}** (target ≥ 0.85)."]
+    tfcap = result.get("tf_cap_accuracy")
+    if tfcap:
+        lines += ["", "## Accuracy cost of capped term counts (4 instead of 255)", "",
+                  "Postings pack the document id and the term count in 4 bytes (`doc << 2 | tf - 1`, "
+                  "tf capped at 4). Same vocabulary and features, real datasets, top 10:", "",
+                  "| protocol, setting | recall@1 | mAP@10 | N-S |", "|---|---|---|---|"]
+        for k, v in tfcap.items():
+            lines.append(f"| {k} | {v.get('recall_at_1')} | {v.get('map')} | {v.get('ns') or ''} |")
     lines += ["", result.get("notes", "")]
     (out_dir / "scale.md").write_text("\n".join(lines) + "\n")
 
@@ -347,16 +405,21 @@ def main() -> None:
                     help="query postings budgets swept on the middle and largest catalogs (0: none)")
     ap.add_argument("--ratio-images", type=int, default=300,
                     help="real images in the build-throughput comparison with raw OpenCV")
+    ap.add_argument("--no-tf-cap", dest="tf_cap", action="store_false",
+                    help="skip the accuracy comparison of capped term counts")
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--keep", action="store_true", help="keep the built bundles in $VBOW_SCALE_WORK")
     ap.add_argument("--reuse", action="store_true", help="reuse bundles already built")
-    ap.add_argument("--child", choices=["build", "query", "ratio"], help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=["build", "query", "ratio", "tfcap"], help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--bundle", help=argparse.SUPPRESS)
     args = ap.parse_args()
     overrides: dict = {}
     if args.child == "build":
         print(json.dumps(build(args.n, Path(args.bundle), args.preset, overrides)))
+        return
+    if args.child == "tfcap":
+        print(json.dumps(tf_cap_accuracy(args.preset)))
         return
     if args.child == "ratio":
         print(json.dumps(build_ratio(args.preset, args.n)))
@@ -402,11 +465,12 @@ def main() -> None:
             print(n, budget, json.dumps(q), file=sys.stderr, flush=True)
             sweep.append({"n_images": n, "max_postings": budget or "none", "query": q})
     ratio = _run_child(["--child", "ratio", "--preset", args.preset, "--n", str(args.ratio_images)])
+    tfcap = _run_child(["--child", "tfcap", "--preset", args.preset]) if args.tf_cap else None
     result = {"command": cmd, "machine": machine_description(), "preset": args.preset,
               "vbow_version": vbow.__version__, "n_words": int(stats.offsets.shape[0] and
                                                                vbow.ImageIndex.load(stats.vocab_bundle).vocabulary.n_words_),
               "n_real_images": stats.n_images, "sizes": rows, "budget_sweep": sweep,
-              "build_ratio": ratio,
+              "build_ratio": ratio, "tf_cap_accuracy": tfcap,
               "run_at": time.strftime("%Y-%m-%d %H:%M:%S")}
     write_report(result, Path(args.out))
     if not args.keep:

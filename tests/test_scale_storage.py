@@ -172,3 +172,35 @@ def test_add_words_and_add_flat_validate():
     with pytest.raises(InvalidInputError):
         store.add_flat(np.array([0, 2]), np.array([1, 2]), np.zeros((1, 4), np.float32))
     assert index.n_docs == 0 and store.n_images == 0
+
+
+@given(seed=st.integers(0, 2**32 - 1), mode=st.sampled_from(["sqrt", "log", "none"]))
+@settings(deadline=None, max_examples=30)
+def test_sparse_accumulation_equals_bincount(seed, mode):
+    """Both accumulation paths of score_query (bincount, scipy CSC product) agree."""
+    import vbow.inverted_index as inv
+    rng = np.random.default_rng(seed)
+    n_words = 30
+    idf = (rng.random(n_words) * 3).astype(np.float32)
+    index = InvertedIndex(n_words, mode)
+    offsets, words = random_images(rng, 50, n_words)
+    index.add_words(offsets, words, idf)
+    index.add_words(offsets, words, idf)       # two segments
+    qw = np.sort(rng.choice(n_words, 10, replace=False))
+    qv = tfidf(qw, (rng.random(10) + 0.1).astype(np.float32), idf, mode)
+    saved = inv._SPARSE_MIN_POSTINGS
+    try:
+        inv._SPARSE_MIN_POSTINGS = 1 << 40
+        a = index.score_query(qw, qv, idf)
+        inv._SPARSE_MIN_POSTINGS = 0
+        b = index.score_query(qw, qv, idf)
+    finally:
+        inv._SPARSE_MIN_POSTINGS = saved
+    assert a[1] == b[1]
+    np.testing.assert_allclose(a[0], b[0], rtol=1e-6, atol=1e-7)
+    m = dense_matrix(index, idf)
+    q = np.zeros(n_words)
+    q[qw] = qv
+    norms = np.linalg.norm(m, axis=1)
+    np.testing.assert_allclose(b[0], np.divide(m @ q, norms, out=np.zeros(index.n_docs), where=norms > 0),
+                               rtol=1e-5, atol=1e-6)

@@ -53,6 +53,9 @@ _TF_MASK = np.uint32((1 << _TF_BITS) - 1)
 #: Largest number of document slots one index can hold.
 MAX_DOCS = 1 << (32 - _TF_BITS)
 _MAX_SEGMENTS = 64
+#: queries reading at least this many postings (of one segment) accumulate them with a sparse
+#: matrix-vector product (scipy, imported only then) instead of ``np.bincount``
+_SPARSE_MIN_POSTINGS = 1 << 18
 
 
 def pack_postings(docs: np.ndarray, tf: np.ndarray) -> np.ndarray:
@@ -423,13 +426,20 @@ class InvertedIndex:
                                        zip(starts[nz].tolist(), lengths[nz].tolist())])
             else:
                 post = flat[gather_ranges(starts[nz], lengths[nz])]
-            # the word's weight per posting, times the tf weight where tf > 1 (few postings)
-            contrib = np.repeat(word_weight[nz].astype(np.float64) * float(self._tf_table[0]),
-                                lengths[nz])
-            ratio = (self._tf_table / self._tf_table[0]).astype(np.float64)
-            contrib *= ratio[post & _TF_MASK]
-            part = np.bincount((post >> np.uint32(_TF_BITS)).astype(np.intp), weights=contrib,
-                               minlength=self.n_docs)
+            tf_weight = self._tf_table.astype(np.float64)[post & _TF_MASK]
+            if _SPARSE_MIN_POSTINGS <= n < 1 << 31:
+                # one compiled pass: the postings as a (docs x words) CSC matrix times the word
+                # weights (no per-posting word weight array, int32 instead of int64 ids)
+                from scipy.sparse import csc_matrix
+                indptr = np.zeros(nz.size + 1, dtype=np.int32)
+                np.cumsum(lengths[nz], out=indptr[1:])
+                docs = (post >> np.uint32(_TF_BITS)).astype(np.int32)
+                part = csc_matrix((tf_weight, docs, indptr), shape=(self.n_docs, nz.size)) @ \
+                    word_weight[nz].astype(np.float64)
+            else:
+                tf_weight *= np.repeat(word_weight[nz].astype(np.float64), lengths[nz])
+                part = np.bincount((post >> np.uint32(_TF_BITS)).astype(np.intp),
+                                   weights=tf_weight, minlength=self.n_docs)
             if total is None:
                 total = part
             else:
