@@ -141,6 +141,48 @@ def test_results_agree_with_a_dense_tfidf_recomputation(sift_index, catalog):
             assert got[key] == pytest.approx(expected[i], abs=2e-5), key
 
 
+def test_query_expansion_scores_the_average_of_query_and_verified_results(sift_index, catalog,
+                                                                         monkeypatch):
+    """With expansion, bow_score is the cosine with the normalised sum of the query's TF-IDF
+    vector and those of its best verified results (computed here densely), and every verified
+    result keeps its inliers."""
+    vocab, cfg = sift_index.vocabulary, sift_index.config
+    n_expand = 2
+    idf = vocab.idf_.astype(np.float64)
+    db = np.zeros((N_PRODUCTS, vocab.n_words_))
+    for i, img in enumerate(catalog.products):
+        words = vocab.quantize(sift_index.describe(img).features.descriptors)
+        for w, c in Counter(words.tolist()).items():
+            db[i, w] = np.sqrt(min(c, TF_CAP)) * idf[w]
+    db /= np.linalg.norm(db, axis=1, keepdims=True)
+    row = {k: i for i, k in enumerate(catalog.names)}
+    checked = 0
+    for p in catalog.photos[::5]:
+        q = sift_index.describe(p.image)
+        monkeypatch.setattr(sift_index, "config", cfg.replace(query_expansion=0))
+        plain = sift_index.search_features(q, top_k=N_PRODUCTS, shortlist=N_PRODUCTS)
+        monkeypatch.setattr(sift_index, "config", cfg.replace(query_expansion=n_expand))
+        expanded = sift_index.search_features(q, top_k=N_PRODUCTS, shortlist=N_PRODUCTS)
+        chosen = [m.key for m in plain if m.verified][:n_expand]
+        if not chosen:
+            continue
+        words, weights = vocab.quantize_multi(q.features.descriptors, cfg.query_assignments,
+                                              sigma=cfg.assignment_sigma)
+        qv = np.zeros(vocab.n_words_)
+        np.add.at(qv, words[words >= 0], weights[words >= 0].astype(np.float64))
+        qv = np.sqrt(qv) * idf
+        qv /= np.linalg.norm(qv)
+        total = qv + sum(db[row[k]] for k in chosen)
+        expected = db @ (total / np.linalg.norm(total))
+        got = {m.key: m.bow_score for m in expanded}
+        for key, i in row.items():
+            assert got[key] == pytest.approx(expected[i], abs=5e-5), key
+        assert {m.key: m.inliers for m in expanded if m.verified} == \
+            {m.key: m.inliers for m in plain if m.verified}
+        checked += 1
+    assert checked >= 3
+
+
 # --------------------------------------------------------------------------- persistence
 
 

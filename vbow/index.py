@@ -30,7 +30,7 @@ from .errors import ImageError, InvalidInputError, NotFittedError, BundleFormatE
 from .extraction import Extractor, ImageFeatures, extract_many
 from .features import FeatureExtractor, Features
 from .image_input import ImageInput
-from .inverted_index import InvertedIndex
+from .inverted_index import TF_CAP, InvertedIndex
 from .keypoint_store import KeypointStore
 from .progress import Progress
 from .results import AddReport, ImageFailure, Match, SearchResult
@@ -707,6 +707,7 @@ class ImageIndex:
         for doc in expand:
             doc_words, _ = self._store.get(doc)
             w, c = bag_of_words(doc_words)
+            np.minimum(c, TF_CAP, out=c)  # as the postings store it
             parts_w.append(w)
             parts_v.append(tfidf(w, c, idf, cfg.burstiness))
             colours.append(self._colour[doc].astype(np.float32) / 255.0)
