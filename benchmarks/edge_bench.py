@@ -40,6 +40,24 @@ sys.path.insert(0, str(HERE))
 
 from scale_bench import WORK, build, single_thread_env  # noqa: E402
 
+NOTES = """## Notes
+
+- **Presets.** `edge` = ORB, at most 300 features per image, 65,536-word Hamming vocabulary,
+  single assignment, re-ranking (homography RANSAC from shared words against the stored
+  geometry) of a 20-image shortlist. `orb` = 1,000 features, 3 assignments per query
+  descriptor, shortlist 2·sqrt(n). `sift` = RootSIFT, 1,000 features, 3 assignments.
+- **One core.** Query processes are pinned with `taskset` to one CPU and use one OpenCV, BLAS
+  and OpenMP thread. That CPU was shared with another engineer's benchmarks during the run, so
+  these latencies are upper bounds.
+- **Memory.** Peak RSS (`VmHWM`) of the query process includes the interpreter, numpy and OpenCV
+  (about 50 MB before any index is opened) and the index pages it touched. The query process
+  imports neither onnxruntime, torch nor scikit-learn (column "heavy modules").
+- **Bytes per image** count postings (4 B per distinct word of an image) and geometry (8 B per
+  feature); "all but vocabulary" adds the colour histogram, keys, metadata, sizes.
+- **EfficientNet-Lite0** is a global descriptor only (no search, no re-ranking, no geometry);
+  the issue quotes 6-7 ms per image on an idle core of this CPU.
+"""
+
 HEAVY = ("onnxruntime", "torch", "sklearn", "tensorflow", "timm", "joblib", "scipy")
 
 
@@ -249,7 +267,7 @@ def main() -> None:
     query_photos(args.queries)
     result = {"command": "python3 benchmarks/edge_bench.py", "machine": machine_description(),
               "cpu": args.cpu, "n_images": args.n, "n_queries": args.queries, "presets": {},
-              "run_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+              "run_at": time.strftime("%Y-%m-%d %H:%M:%S"), "notes": NOTES}
     for preset in args.presets:
         bundle = WORK / f"catalog-{preset}-{args.n}.vbow"
         info = bundle.with_suffix(".build.json")
