@@ -332,6 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         methods = [m for m in methods if not m.startswith("cnn")]
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
+    last = [p[0] for p in PROTOCOLS if p[0] in args.protocols][-1]
     for name, folder, distractors in PROTOCOLS:
         if name not in args.protocols:
             continue
@@ -353,6 +354,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows.append({**info, **r})
                 logger.info("%s %s: N-S %s recall@1 %.3f mAP %.3f", name, r["method"],
                             _fmt(r.get("ns")), r["recall_at_1"], r["map"])
+        if not args.no_write:  # a partial report survives an interrupted run
+            write_report(rows, notes + ["partial run: protocols still to come"]
+                         if name != last else notes, time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
     if args.no_write:
         print(json.dumps(rows, indent=1))

@@ -62,6 +62,7 @@ def draw_match(query: ImageInput, catalog: ImageInput, match: Match, *, max_line
         outline[:, 0] += off
         cv2.polylines(canvas, [np.round(outline).astype(np.int32)], True, (255, 0, 255), 3, cv2.LINE_AA)
     label = f"{match.key}  score {match.score:.2f}  inliers {match.inliers}"
-    cv2.putText(canvas, label, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+    (text_w, text_h), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 1)
+    cv2.rectangle(canvas, (4, 24 - text_h - 4), (12 + text_w, 24 + baseline + 2), (0, 0, 0), -1)
     cv2.putText(canvas, label, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
     return canvas
