@@ -1,7 +1,11 @@
 """Per-image colour signatures: centre-weighted HSV histograms compared by Bhattacharyya.
 
 Chromatic pixels (saturation above ``grey_saturation``) fall in a joint hue × saturation × value
-grid; near-grey pixels, whose hue is meaningless, fall in ``grey_bins`` bins by value only. Pixels
+grid; near-grey pixels, whose hue is meaningless, fall in ``grey_bins`` bins by value only. With
+``soft_binning`` a pixel's mass is shared between the two nearest bins along each axis (linear
+interpolation, hue wrapping round), so a small shift of hue or brightness moves the signature a
+little instead of flipping a bin. It is computed from one hard histogram on a grid four times finer
+per axis, pooled onto the bins by fixed interpolation weights: the cost of one ``bincount``. Pixels
 are weighted by a Gaussian centred on the image (products sit near the middle of both catalog
 shots and shopper photos; the borders are mostly background). The histogram ``p`` is stored as
 ``sqrt(p)``, so the Bhattacharyya coefficient ``sum(sqrt(p * q))`` between two images is a plain
@@ -11,6 +15,7 @@ dot product, in ``[0, 1]``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -20,6 +25,34 @@ from .errors import InvalidInputError
 __all__ = ["ColourHistogram", "bhattacharyya"]
 
 _MIN_PIXEL_WEIGHT = 0.02
+#: fine cells per bin along each axis for soft binning
+_FINE = 4
+
+
+@lru_cache(maxsize=32)
+def _pooling(n_bins: int, circular: bool) -> np.ndarray:
+    """``(n_bins * _FINE, n_bins) float64`` linear-interpolation weights of fine cells on bins.
+
+    A fine cell centred at ``x`` in ``[0, 1)`` gives ``1 - a`` of its mass to bin ``floor(f)`` and
+    ``a`` to the next, where ``f = x * n_bins - 0.5`` and ``a = f - floor(f)`` (bin centres sit at
+    ``(i + 0.5) / n_bins``). Past the outer centres the mass wraps round (hue) or stays in the
+    outer bin.
+    """
+    n_fine = n_bins * _FINE
+    f = (np.arange(n_fine) + 0.5) / n_fine * n_bins - 0.5
+    lo = np.floor(f).astype(np.int64)
+    a = f - lo
+    hi = lo + 1
+    if circular:
+        lo, hi = lo % n_bins, hi % n_bins
+    else:
+        lo, hi = np.clip(lo, 0, n_bins - 1), np.clip(hi, 0, n_bins - 1)
+    out = np.zeros((n_fine, n_bins))
+    rows = np.arange(n_fine)
+    np.add.at(out, (rows, lo), 1.0 - a)
+    np.add.at(out, (rows, hi), a)
+    out.setflags(write=False)
+    return out
 
 
 @dataclass(frozen=True)
@@ -48,10 +81,14 @@ class ColourHistogram:
         on white, a turntable on black) falls in one or two bins and nearly vanishes from the
         signature, so two shots of one product compare by the product; a cluttered frame
         spreads over many bins and changes little. Weights never drop below 0.02, so an image
-        that is all one colour keeps its signature. 0 disables it.
+        that is all one colour keeps its signature. 0 disables it. The backdrop is estimated
+        on the (hard) bins.
+    soft_binning : bool
+        Share each pixel between neighbouring bins (see the module doc); ``False`` counts it in
+        one bin.
     """
 
-    hue_bins: int = 16
+    hue_bins: int = 24
     saturation_bins: int = 3
     value_bins: int = 3
     grey_bins: int = 8
@@ -60,6 +97,7 @@ class ColourHistogram:
     work_side: int = 160
     border_width: float = 0.06
     border_suppression: float = 1.0
+    soft_binning: bool = True
 
     @property
     def n_bins(self) -> int:
@@ -107,9 +145,28 @@ class ColourHistogram:
             weights = np.ones(h * w)
         if self.border_suppression > 0:
             weights = weights * self._background_weights(bins.reshape(h, w))
-        hist = np.bincount(bins, weights=weights, minlength=self.n_bins).astype(np.float64)
+        if self.soft_binning:
+            hist = self._soft_histogram(hue, sat, val, weights)
+        else:
+            hist = np.bincount(bins, weights=weights, minlength=self.n_bins).astype(np.float64)
         hist /= max(hist.sum(), 1e-12)
         return np.sqrt(hist).astype(np.float32)
+
+    def _soft_histogram(self, hue: np.ndarray, sat: np.ndarray, val: np.ndarray,
+                        weights: np.ndarray) -> np.ndarray:
+        """``(n_bins,) float64`` linearly interpolated histogram of ``(p,) int32`` HSV pixels."""
+        nh, ns, nv, ng = (self.hue_bins * _FINE, self.saturation_bins * _FINE,
+                          self.value_bins * _FINE, self.grey_bins * _FINE)
+        chroma = ((hue * nh >> 8) * ns + (sat * ns >> 8)) * nv + (val * nv >> 8)
+        grey = nh * ns * nv + (val * ng >> 8)
+        fine = np.bincount(np.where(sat < self.grey_saturation * 256, grey, chroma),
+                           weights=weights, minlength=nh * ns * nv + ng)
+        cube = fine[:nh * ns * nv].reshape(nh, ns, nv)
+        cube = np.tensordot(_pooling(self.hue_bins, True), cube, axes=([0], [0]))
+        cube = np.tensordot(cube, _pooling(self.saturation_bins, False), axes=([1], [0]))
+        cube = np.tensordot(cube, _pooling(self.value_bins, False), axes=([1], [0]))
+        grey_hist = fine[nh * ns * nv:] @ _pooling(self.grey_bins, False)
+        return np.concatenate([cube.reshape(-1), grey_hist])
 
     def _background_weights(self, bins: np.ndarray) -> np.ndarray:
         """``(h * w,) float64`` per-pixel weights ``(1 - b[bin]) ** g`` (see the class doc)."""
