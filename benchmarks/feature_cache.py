@@ -52,7 +52,7 @@ def _entry_name(path: str) -> str:
 
 
 def _save(target: Path, f: ImageFeatures, ms: float) -> None:
-    tmp = target.with_suffix(".tmp.npz")
+    tmp = target.with_suffix(f".{os.getpid()}.tmp.npz")  # concurrent runs may share the cache
     np.savez(tmp, keypoints=f.features.keypoints, descriptors=f.features.descriptors,
              image_size=np.array(f.features.image_size, np.int32), colour=f.colour,
              scale=np.float32(f.scale), ms=np.float32(ms))

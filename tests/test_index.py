@@ -498,6 +498,15 @@ def test_bad_query_raises_image_error_naming_it(sift_index, tmp_path):
         sift_index.search(np.zeros((10, 10, 3), np.uint8), top_k=0)
 
 
+def test_query_described_with_other_colour_settings_is_refused(sift_index, catalog):
+    import dataclasses
+    q = sift_index.describe(catalog.photos[0].image)
+    other = dataclasses.replace(q, colour=np.full(q.colour.size + 8, 0.1, np.float32))
+    with pytest.raises(InvalidInputError, match="colour signature"):
+        sift_index.search_features(other)
+    assert sift_index.search_features(q).best is not None
+
+
 def test_search_many_answers_good_queries_and_reports_bad_ones(sift_index, catalog, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"nope")

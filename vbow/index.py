@@ -625,6 +625,11 @@ class ImageIndex:
         if self._index is None or len(self) == 0:
             return SearchResult(query.name, (), {"total": 0.0})
         feats = query.features
+        n_bins = self.config.colour.n_bins
+        if np.shape(query.colour) != (n_bins,):
+            raise InvalidInputError(
+                f"query {query.name!r} has a {np.shape(query.colour)} colour signature; this "
+                f"index uses ({n_bins},): describe queries with this index's describe()")
         descriptors = self._descriptors32(feats)
         if len(feats):
             q_words, q_weights = vocab.quantize_multi(descriptors, cfg.query_assignments,
