@@ -48,7 +48,11 @@ class Config:
         standardises a score over the candidate images of this query (subtract the mean, divide
         by the standard deviation). Standardising makes the rule independent of each score's
         scale: a cover photographed under odd light keeps its strong word score, while colour
-        still separates textureless or 3-D objects. ``w = 0`` disables colour.
+        still separates textureless or 3-D objects. ``w = 0`` disables colour. The default, 4,
+        is one setting for every benchmark (``benchmarks/results/accuracy.md``): 3-D objects
+        turned on a turntable (coil100) need a strong colour vote, and the re-ranking shortlist
+        takes half its images by words alone so that colour cannot push a verifiable product
+        out of it (shelf photos, grocery_packages).
         ``colour_candidates``: colour is computed for the images with the best ``bow`` scores, at
         most this many (all of them in catalogs up to that size); the others get the lowest
         colour z-score seen.
@@ -85,7 +89,7 @@ class Config:
     assignment_sigma: float = 0.1
     max_postings: int | None = 4_000_000
     colour: ColourHistogram = field(default_factory=ColourHistogram)
-    colour_weight: float = 1.0
+    colour_weight: float = 4.0
     colour_candidates: int = 5000
     rerank: bool = True
     shortlist: int | None = None

@@ -660,6 +660,8 @@ class ImageIndex:
         if do_rerank:
             n_verify = depth if shortlist is not None or cfg.shortlist is not None else \
                 min(depth, cfg.shortlist_for(len(self)))
+            top = self._verification_order(bow, allowed, top, n_verify)
+            final = fused[top].copy()
             for j, doc in enumerate(top[:n_verify].tolist()):
                 v = self._verify(feats, q_words, doc)
                 if v.inliers > 0:
@@ -691,6 +693,34 @@ class ImageIndex:
                                  json.loads(self._meta[doc]), rank))
         timings["total"] = sum(timings.values())
         return SearchResult(query.name, tuple(matches), timings)
+
+    def _verification_order(self, bow: np.ndarray, allowed: np.ndarray, top: np.ndarray,
+                            n: int) -> np.ndarray:
+        """Reorder the candidate list so its first ``n`` are the images to verify.
+
+        With colour fused in, the ``n`` images verified alternate between the best by fused
+        score and the best by bag-of-words score alone (duplicates skipped): an image sharing
+        many words with the query is checked geometrically whatever its colour (under odd light
+        or on a shelf, colour can push the true product down), while the budget of ``n``
+        verifications stays. ``top`` is ``(depth,) int`` by fused score, best first; returns
+        ``(m,) int64`` ids, ``m >= depth``: the ``n`` to verify first, then the rest of ``top``.
+        """
+        if self.config.colour_weight <= 0 or n <= 0:
+            return top
+        masked = np.where(allowed, bow, -np.inf)
+        k = min(n, int(np.count_nonzero(np.isfinite(masked))))
+        if k == 0:
+            return top
+        by_words = np.argpartition(-masked, k - 1)[:k]
+        by_words = by_words[np.argsort(-masked[by_words], kind="stable")]
+        by_fused = top[:n]
+        both = np.empty(by_fused.size + by_words.size, np.int64)
+        m = min(by_fused.size, by_words.size)
+        both[:2 * m:2], both[1:2 * m:2] = by_fused[:m], by_words[:m]
+        both[2 * m:] = by_fused[m:] if by_fused.size > m else by_words[m:]
+        _, first = np.unique(both, return_index=True)
+        verify = both[np.sort(first)][:n]
+        return np.concatenate([verify, top[~np.isin(top, verify)]])
 
     def _expanded_ranking(self, words: np.ndarray, tf: np.ndarray, query_colour: np.ndarray,
                           expand: list[int], verifications: Mapping[int, Any],
