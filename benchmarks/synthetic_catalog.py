@@ -92,9 +92,11 @@ def query_paths(names: tuple[str, ...] = ("smvs_dvd", "grocery_packages")) -> tu
 
 def real_stats(preset: str = "sift", *, progress: bool | None = None, **overrides) -> RealStats:
     """Quantised real catalog images and their vocabulary (cached; see the module docstring)."""
-    from feature_cache import cached_features
+    from feature_cache import cached_features, settings_key
     config = vbow.get_config(preset, **overrides)
-    tag = preset + "".join(f"-{k}{v}" for k, v in sorted(overrides.items()))
+    # keyed by the extraction settings too: a change of them (e.g. colour bins) rebuilds it
+    tag = preset + "".join(f"-{k}{v}" for k, v in sorted(overrides.items())) + \
+        f"-{settings_key(config)}"
     folder = CACHE / tag
     stats_file = folder / "real_stats.npz"
     bundle = folder / "vocab.vbow"

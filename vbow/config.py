@@ -57,7 +57,8 @@ class Config:
         most this many (all of them in catalogs up to that size); the others get the lowest
         colour z-score seen.
     Re-ranking
-        ``rerank`` (on by default), ``shortlist`` (candidates verified; ``None`` picks
+        ``rerank`` (on by default), ``shortlist`` (candidates verified, taken alternately from
+        the fused ranking and the bag-of-words ranking when colour is on; ``None`` picks
         ``clip(2 * sqrt(n_images), 20, 200)``), ``model`` ("similarity", "affine" or
         "homography"), ``ransac_threshold`` (pixels of the processed query), ``min_inliers``,
         ``max_fanout`` (words seen more often than this in an image give no correspondences).
