@@ -28,7 +28,7 @@ from vbow.evaluate import catalog_of, machine_description
 def raw_opencv(paths: list[str], preset: str) -> float:
     """Seconds for plain cv2.imread + resize + detectAndCompute over the paths, one process."""
     cfg = vbow.get_config(preset)
-    det = cv2.SIFT_create(nfeatures=cfg.max_keypoints) if cfg.method == "sift" else \
+    det = cv2.SIFT_create(nfeatures=cfg.max_keypoints, contrastThreshold=cfg.contrast_threshold) if cfg.method == "sift" else \
         cv2.ORB_create(nfeatures=cfg.max_keypoints, fastThreshold=cfg.fast_threshold,
                        scoreType=cv2.ORB_HARRIS_SCORE)
     t = time.perf_counter()
@@ -37,6 +37,9 @@ def raw_opencv(paths: list[str], preset: str) -> float:
         s = cfg.max_side / max(img.shape)
         if s < 1:
             img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        elif cfg.min_side and max(img.shape) < cfg.min_side:  # thumbnails upscaled, as vbow does
+            s = cfg.min_side / max(img.shape)
+            img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
         det.detectAndCompute(img, None)
     return time.perf_counter() - t
 
