@@ -48,7 +48,7 @@ class Config:
         standardises a score over the candidate images of this query (subtract the mean, divide
         by the standard deviation). Standardising makes the rule independent of each score's
         scale: a cover photographed under odd light keeps its strong word score, while colour
-        still separates textureless or 3-D objects. ``w = 0`` disables colour. The default, 4,
+        still separates textureless or 3-D objects. ``w = 0`` disables colour. The default, 5,
         is one setting for every benchmark (``benchmarks/results/accuracy.md``): 3-D objects
         turned on a turntable (coil100) need a strong colour vote, and the re-ranking shortlist
         takes half its images by words alone so that colour cannot push a verifiable product
@@ -90,7 +90,7 @@ class Config:
     assignment_sigma: float = 0.1
     max_postings: int | None = 4_000_000
     colour: ColourHistogram = field(default_factory=ColourHistogram)
-    colour_weight: float = 4.0
+    colour_weight: float = 5.0
     colour_candidates: int = 5000
     rerank: bool = True
     shortlist: int | None = None
