@@ -688,3 +688,36 @@ def test_verification_shortlist_takes_the_best_by_fused_and_by_words(seed, n_doc
     assert set(ranked[:(n_verify + 1) // 2].tolist()) <= verified
     assert set(by_words[:n_verify // 2].tolist()) <= verified
     assert order[n_verify:].tolist() == [d for d in top.tolist() if d not in verified]
+
+
+@pytest.mark.parametrize("colour_candidates", [3, 10_000])
+def test_fused_scores_agree_with_a_dense_recomputation(sift_index, catalog, monkeypatch,
+                                                       colour_candidates):
+    """Without re-ranking, every image's score is z(bow) + w * z(colour) with the statistics
+    of bow over every image and of colour over the colour pool (every image, or the best
+    `colour_candidates` by words), recomputed densely here; the ranking is by that score.
+    colour_candidates=3 exercises the large-catalog path that ranks only candidates."""
+    cfg = sift_index.config.replace(colour_candidates=colour_candidates)
+    monkeypatch.setattr(sift_index, "config", cfg)
+    n = len(sift_index)
+    for p in catalog.photos[::4]:
+        q = sift_index.describe(p.image)
+        r = sift_index.search_features(q, top_k=n, rerank=False)
+        assert len(r.matches) == n
+        bow = np.array([m.bow_score for m in sorted(r.matches, key=lambda m: sift_index.keys.index(m.key))])
+        z_b = (bow - bow.mean()) / (bow.std() + 1e-9)
+        if colour_candidates >= n:
+            pool = np.arange(n)
+        else:
+            pool = np.flatnonzero(bow > 0)
+            pool = pool[np.argsort(-bow[pool], kind="stable")][:colour_candidates]
+        qc = np.clip(np.rint(q.colour * 255), 0, 255).astype(np.float64)
+        c = sift_index._colour[pool].astype(np.float64) @ qc / 255.0 ** 2
+        z_c = (c - c.mean()) / (c.std() + 1e-9)
+        expected = z_b + cfg.colour_weight * z_c.min()
+        expected[pool] = z_b[pool] + cfg.colour_weight * z_c
+        got = {m.key: m.score for m in r.matches}
+        for i, key in enumerate(sift_index.keys):
+            assert got[key] == pytest.approx(expected[i], abs=1e-4), key
+        scores = [m.score for m in r.matches]
+        assert scores == sorted(scores, reverse=True)

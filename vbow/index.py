@@ -71,6 +71,36 @@ def _with_legacy_defaults(settings: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _masked_at(values: np.ndarray, allowed: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """A copy of ``values`` that is ``-inf`` wherever not allowed, computed at ``ids`` only
+    (elsewhere ``-inf`` too: :func:`_best` with those ids never looks there)."""
+    out = np.full(values.shape[0], -np.inf)
+    keep = ids[allowed[ids]]
+    out[keep] = values[keep]
+    return out
+
+
+def _best(scores: np.ndarray, k: int, candidates: np.ndarray | None = None) -> np.ndarray:
+    """Ids of the ``k`` highest finite scores, best first: ``(m,) int64``, ``m <= k``.
+
+    With ``candidates`` (``(c,) int`` ids) only those are ranked, unless fewer than ``k`` of
+    them have a finite score: then every id is (the rest tie at the bottom anyway).
+    """
+    if candidates is not None:
+        vals = scores[candidates]
+        finite = np.isfinite(vals)
+        if int(np.count_nonzero(finite)) >= k:
+            ids, vals = candidates[finite], vals[finite]
+            part = np.argpartition(-vals, k - 1)[:k] if k < ids.size else np.arange(ids.size)
+            order = np.argsort(-vals[part], kind="stable")
+            return ids[part[order]].astype(np.int64)
+    k = min(k, int(np.count_nonzero(np.isfinite(scores))))
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    top = np.argpartition(-scores, k - 1)[:k]
+    return top[np.argsort(-scores[top], kind="stable")].astype(np.int64)
+
+
 class ImageIndex:
     """A searchable catalog of product images.
 
@@ -644,15 +674,14 @@ class ImageIndex:
         bow = self._index.scores(words, tfidf(words, tf, idf, cfg.burstiness), idf,
                                  max_postings=cfg.max_postings)
         allowed = self._filter_mask(where)
-        fused, colour = self._fuse(bow, query.colour, allowed)
+        fused, colour, candidates = self._fuse(bow, query.colour, allowed)
         n_allowed = int(allowed.sum())
         do_rerank = cfg.rerank if rerank is None else bool(rerank)
         depth = min(n_allowed, max(int(top_k), cfg.shortlist_for(len(self)) if shortlist is None
                                    else int(shortlist)) if do_rerank else int(top_k))
         if depth == 0:
             return SearchResult(query.name, (), {"total": time.perf_counter() - t})
-        top = np.argpartition(-fused, depth - 1)[:depth]
-        top = top[np.argsort(-fused[top], kind="stable")]
+        top = _best(fused, depth, candidates)
         timings["score"] = time.perf_counter() - t
         t = time.perf_counter()
         final = fused[top].copy()
@@ -660,7 +689,7 @@ class ImageIndex:
         if do_rerank:
             n_verify = depth if shortlist is not None or cfg.shortlist is not None else \
                 min(depth, cfg.shortlist_for(len(self)))
-            top = self._verification_order(bow, allowed, top, n_verify)
+            top = self._verification_order(bow, allowed, top, n_verify, candidates)
             final = fused[top].copy()
             for j, doc in enumerate(top[:n_verify].tolist()):
                 v = self._verify(feats, q_words, doc)
@@ -695,24 +724,23 @@ class ImageIndex:
         return SearchResult(query.name, tuple(matches), timings)
 
     def _verification_order(self, bow: np.ndarray, allowed: np.ndarray, top: np.ndarray,
-                            n: int) -> np.ndarray:
+                            n: int, candidates: np.ndarray | None = None) -> np.ndarray:
         """Reorder the candidate list so its first ``n`` are the images to verify.
 
         With colour fused in, the ``n`` images verified alternate between the best by fused
         score and the best by bag-of-words score alone (duplicates skipped): an image sharing
         many words with the query is checked geometrically whatever its colour (under odd light
         or on a shelf, colour can push the true product down), while the budget of ``n``
-        verifications stays. ``top`` is ``(depth,) int`` by fused score, best first; returns
+        verifications stays. ``top`` is ``(depth,) int`` by fused score, best first;
+        ``candidates`` (see :meth:`_fuse`) narrows the search for the best by words. Returns
         ``(m,) int64`` ids, ``m >= depth``: the ``n`` to verify first, then the rest of ``top``.
         """
         if self.config.colour_weight <= 0 or n <= 0:
             return top
-        masked = np.where(allowed, bow, -np.inf)
-        k = min(n, int(np.count_nonzero(np.isfinite(masked))))
-        if k == 0:
+        by_words = _best(np.where(allowed, bow, -np.inf) if candidates is None else
+                         _masked_at(bow, allowed, candidates), n, candidates)
+        if by_words.size == 0:
             return top
-        by_words = np.argpartition(-masked, k - 1)[:k]
-        by_words = by_words[np.argsort(-masked[by_words], kind="stable")]
         by_fused = top[:n]
         both = np.empty(by_fused.size + by_words.size, np.int64)
         m = min(by_fused.size, by_words.size)
@@ -752,43 +780,56 @@ class ImageIndex:
         norm = float(np.linalg.norm(summed))
         bow = self._index.scores(uniq.astype(np.int32), summed / max(norm, 1e-12), idf,
                                  max_postings=cfg.max_postings)
-        fused, colour = self._fuse(bow, np.mean(colours, axis=0), allowed)
+        fused, colour, candidates = self._fuse(bow, np.mean(colours, axis=0), allowed)
         for doc, v in verifications.items():
             fused[doc] += v.inliers
-        top = np.argpartition(-fused, depth - 1)[:depth]
-        top = top[np.argsort(-fused[top], kind="stable")]
+        if candidates is not None:
+            candidates = np.union1d(candidates, np.fromiter(verifications, np.int64))
+        top = _best(fused, depth, candidates)
         return top, fused[top], bow, colour
 
-    def _fuse(self, bow: np.ndarray, query_colour: np.ndarray,
-              allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _fuse(self, bow: np.ndarray, query_colour: np.ndarray, allowed: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Fused similarity ``z(bow) + w * z(colour)`` (see Config).
 
         The standardisation statistics are taken over every live image, so a metadata filter
-        only removes candidates and never reorders the ones it keeps. Returns the fused scores
-        (``-inf`` where not allowed) and the raw colour similarities (0 where not computed).
+        only removes candidates and never reorders the ones it keeps. ``bow`` is 0 for removed
+        images. Returns the fused scores (``-inf`` where not allowed), the raw colour
+        similarities (0 where not computed) and the candidates: ``(m,) int64`` sorted ids
+        outside which every image has the lowest fused score of all (no word shared with the
+        query, no colour computed), or ``None`` when any image may rank (small catalogs).
+        Rankings then sort the candidates only, so the cost of a query follows the postings it
+        reads rather than the catalog size.
         """
         cfg = self.config
         live = self._index.alive
-        pool = np.flatnonzero(live)
-        fused = np.full(bow.shape[0], -np.inf)
+        n_live = int(np.count_nonzero(live))
+        if n_live == 0:
+            return np.full(bow.shape[0], -np.inf), np.zeros(bow.shape[0]), None
+        if n_live <= cfg.colour_candidates:  # every live image gets its colour compared
+            pool = np.flatnonzero(live)
+            candidates = None
+        else:  # the best by words only: those sharing a word with the query, at most this many
+            candidates = np.flatnonzero(bow)
+            pool = candidates if candidates.size <= cfg.colour_candidates else candidates[
+                np.argpartition(-bow[candidates], cfg.colour_candidates - 1)[:cfg.colour_candidates]]
+        touched = pool if candidates is None else candidates
+        b = bow[touched].astype(np.float64)  # the other live images score 0
+        mean = float(b.sum()) / n_live
+        std = np.sqrt(max(float(b @ b) / n_live - mean * mean, 0.0)) + 1e-9
+        fused = np.full(bow.shape[0], -mean / std)  # the z-score of bow = 0
+        fused[touched] = (b - mean) / std
         colour = np.zeros(bow.shape[0], dtype=np.float64)
-        if pool.size == 0:
-            return fused, colour
-        b = bow[pool].astype(np.float64)
-        fused[pool] = (b - b.mean()) / (b.std() + 1e-9)
-        if cfg.colour_weight > 0:
-            if pool.size > cfg.colour_candidates:
-                pool = pool[np.argpartition(-bow[pool], cfg.colour_candidates - 1)[:cfg.colour_candidates]]
+        use_colour = cfg.colour_weight > 0
+        if use_colour and pool.size:
             q = np.clip(np.rint(query_colour * 255), 0, 255).astype(np.float32)
             c = (self._colour[pool].astype(np.float32) @ q).astype(np.float64) / (255.0 * 255.0)
             colour[pool] = c
             zc = (c - c.mean()) / (c.std() + 1e-9)
-            outside = live.copy()
-            outside[pool] = False
-            fused[outside] += cfg.colour_weight * zc.min()
-            fused[pool] += cfg.colour_weight * zc
+            fused += cfg.colour_weight * zc.min()
+            fused[pool] += cfg.colour_weight * (zc - zc.min())
         fused[~allowed] = -np.inf
-        return fused, colour
+        return fused, colour, candidates
 
     def _verify(self, feats: Features, q_words: np.ndarray, doc: int):
         cfg = self.config
