@@ -783,8 +783,11 @@ class ImageIndex:
         fused, colour, candidates = self._fuse(bow, np.mean(colours, axis=0), allowed)
         for doc, v in verifications.items():
             fused[doc] += v.inliers
-        if candidates is not None:
-            candidates = np.union1d(candidates, np.fromiter(verifications, np.int64))
+        if candidates is not None and verifications:  # candidates are sorted: add the few missing
+            docs = np.fromiter(verifications, np.int64)
+            pos = np.minimum(np.searchsorted(candidates, docs), max(candidates.size - 1, 0))
+            missing = docs if candidates.size == 0 else docs[candidates[pos] != docs]
+            candidates = np.concatenate([candidates, missing])
         top = _best(fused, depth, candidates)
         return top, fused[top], bow, colour
 
@@ -813,12 +816,11 @@ class ImageIndex:
             candidates = np.flatnonzero(bow)
             pool = candidates if candidates.size <= cfg.colour_candidates else candidates[
                 np.argpartition(-bow[candidates], cfg.colour_candidates - 1)[:cfg.colour_candidates]]
-        touched = pool if candidates is None else candidates
-        b = bow[touched].astype(np.float64)  # the other live images score 0
-        mean = float(b.sum()) / n_live
-        std = np.sqrt(max(float(b @ b) / n_live - mean * mean, 0.0)) + 1e-9
-        fused = np.full(bow.shape[0], -mean / std)  # the z-score of bow = 0
-        fused[touched] = (b - mean) / std
+        fused = bow.astype(np.float64)  # 0 for removed images: sums over live ones
+        mean = float(fused.sum()) / n_live
+        std = np.sqrt(max(float(fused @ fused) / n_live - mean * mean, 0.0)) + 1e-9
+        fused -= mean
+        fused /= std
         colour = np.zeros(bow.shape[0], dtype=np.float64)
         use_colour = cfg.colour_weight > 0
         if use_colour and pool.size:
@@ -828,7 +830,8 @@ class ImageIndex:
             zc = (c - c.mean()) / (c.std() + 1e-9)
             fused += cfg.colour_weight * zc.min()
             fused[pool] += cfg.colour_weight * (zc - zc.min())
-        fused[~allowed] = -np.inf
+        if allowed is not live or not live.all():  # else nothing to mask
+            fused[~allowed] = -np.inf
         return fused, colour, candidates
 
     def _verify(self, feats: Features, q_words: np.ndarray, doc: int):
