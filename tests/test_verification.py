@@ -179,7 +179,8 @@ def product_and_photo_features(seed: int):
 def test_random_correspondences_give_no_inliers(seed, model):
     """Random pairings of the keypoints of a product and its warp: no geometry to find.
 
-    ``min_inliers=8`` as in the presets (with 400 random pairs up to 6 chance inliers occur).
+    ``min_inliers=8`` as in the ``orb`` presets (with 400 random pairs up to 6 chance inliers occur;
+    ``sift`` accepts 6 because its pairs are words shared with the query, not random).
     """
     rng = np.random.default_rng(seed)
     fp, fq = product_and_photo_features(10 + seed)
