@@ -57,7 +57,7 @@ def build(n: int, bundle: Path, preset: str, overrides: dict) -> dict:
     import vbow
     from synthetic_catalog import SyntheticCatalog, real_batch, real_stats
     stats = real_stats(preset, **overrides)
-    index = vbow.ImageIndex.load(stats.vocab_bundle, mmap=False)
+    index = stats.empty_index(preset, **overrides)
     t_add = t_gen = 0.0
     n_real = min(n, stats.n_images)
     real = real_batch(stats)
@@ -219,8 +219,7 @@ def build_ratio(preset: str, n_images: int, chunk: int = 20) -> dict:
     from synthetic_catalog import catalog_paths, real_stats
     cv2.setNumThreads(1)
     stats = real_stats(preset)
-    index = vbow.ImageIndex.load(stats.vocab_bundle, mmap=False)
-    index.config = index.config.replace(n_jobs=1)
+    index = stats.empty_index(preset, n_jobs=1)
     paths = catalog_paths()[0][:n_images]
     for p in paths:
         Path(p).read_bytes()
@@ -235,7 +234,7 @@ def build_ratio(preset: str, n_images: int, chunk: int = 20) -> dict:
     from feature_cache import cached_features
     feats, _ = cached_features(paths, index.config, n_jobs=1, progress=False)
     good = [i for i, f in enumerate(feats) if f is not None]
-    fresh = vbow.ImageIndex.load(stats.vocab_bundle, mmap=False)
+    fresh = stats.empty_index(preset)
     t = time.perf_counter()
     fresh.add_features([feats[i] for i in good], [f"f{i}" for i in good])
     t_feat = time.perf_counter() - t
@@ -278,7 +277,7 @@ def tf_cap_accuracy(preset: str) -> dict:
                 inv._TF_BITS, inv.TF_CAP = bits, 4 if bits == 2 else 255
                 inv._TF_MASK = np.uint32((1 << bits) - 1)
                 inv.MAX_DOCS = 1 << (32 - bits)
-                index = vbow.ImageIndex.load(stats.vocab_bundle, mmap=False)
+                index = stats.empty_index(preset)
                 index.add_features([feats[i] for i in good], [keys[i] for i in good])
                 for rerank in (False, True):
                     rankings = [index.search_features(q, 10, rerank=rerank).keys if q is not None else []

@@ -63,6 +63,16 @@ class RealStats:
     def n_images(self) -> int:
         return int(self.offsets.shape[0] - 1)
 
+    def empty_index(self, preset: str = "sift", **overrides) -> "vbow.ImageIndex":
+        """An empty index with the real vocabulary and the preset's *current* settings.
+
+        The cached vocabulary bundle is keyed by the extraction settings only, so it keeps the
+        search settings (colour weight, inliers, ...) of the day it was made; they are replaced.
+        """
+        index = vbow.ImageIndex.load(self.vocab_bundle, mmap=False)
+        index.config = vbow.get_config(preset, **overrides)
+        return index
+
 
 def catalog_paths() -> tuple[list[str], list[str], list[str]]:
     """Catalog-side image paths, keys (``dataset/relative``) and groups ("" for distractors)."""
