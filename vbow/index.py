@@ -801,8 +801,8 @@ class ImageIndex:
         similarities (0 where not computed) and the candidates: ``(m,) int64`` sorted ids
         outside which every image has the lowest fused score of all (no word shared with the
         query, no colour computed), or ``None`` when any image may rank (small catalogs).
-        Rankings then sort the candidates only, so the cost of a query follows the postings it
-        reads rather than the catalog size.
+        Rankings then partition and sort the candidates only; what remains proportional to the
+        catalog size is a few dense vectorised sweeps (standardisation, masking).
         """
         cfg = self.config
         live = self._index.alive
