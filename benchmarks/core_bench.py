@@ -25,8 +25,10 @@ from vbow.datasets import load_source
 from vbow.evaluate import catalog_of, machine_description
 
 
-def raw_opencv(paths: list[str], preset: str) -> float:
-    """Seconds for plain cv2.imread + resize + detectAndCompute over the paths, one process."""
+def raw_opencv(paths: list[str], preset: "str | vbow.Config") -> float:
+    """Seconds of plain ``cv2.imread`` (grey) + resize + ``detectAndCompute`` over ``paths``, one
+    process, with the preset's detector and size settings (down to ``max_side``, thumbnails up
+    to ``min_side``, as vbow does)."""
     cfg = vbow.get_config(preset)
     det = cv2.SIFT_create(nfeatures=cfg.max_keypoints, contrastThreshold=cfg.contrast_threshold) if cfg.method == "sift" else \
         cv2.ORB_create(nfeatures=cfg.max_keypoints, fastThreshold=cfg.fast_threshold,

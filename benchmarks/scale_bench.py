@@ -182,28 +182,6 @@ def query(bundle: Path, preset: str, n_queries: int, shortlist: int, overrides: 
     return out
 
 
-def raw_opencv(paths: list[str], config) -> float:
-    """Seconds of plain ``cv2.imread`` (grey) + resize + ``detectAndCompute`` over ``paths``,
-    with the preset's detector and size settings (down to ``max_side``, thumbnails up to
-    ``min_side``, as vbow does; as in ``benchmarks/core_bench.py``)."""
-    import cv2
-    det = cv2.SIFT_create(nfeatures=config.max_keypoints, contrastThreshold=config.contrast_threshold) \
-        if config.method == "sift" else \
-        cv2.ORB_create(nfeatures=config.max_keypoints, fastThreshold=config.fast_threshold,
-                       scoreType=cv2.ORB_HARRIS_SCORE)
-    t = time.perf_counter()
-    for p in paths:
-        img = cv2.imread(p, cv2.IMREAD_GRAYSCALE)
-        s = config.max_side / max(img.shape)
-        if s < 1:
-            img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
-        elif config.min_side and max(img.shape) < config.min_side:  # the same upscaling
-            s = config.min_side / max(img.shape)
-            img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
-        det.detectAndCompute(img, None)
-    return time.perf_counter() - t
-
-
 def build_ratio(preset: str, n_images: int, chunk: int = 20) -> dict:
     """Index build over real images against raw OpenCV, side by side in one process.
 
@@ -216,6 +194,7 @@ def build_ratio(preset: str, n_images: int, chunk: int = 20) -> dict:
     """
     import cv2
     import vbow
+    from core_bench import raw_opencv
     from synthetic_catalog import catalog_paths, real_stats
     cv2.setNumThreads(1)
     stats = real_stats(preset)

@@ -118,24 +118,36 @@ def test_rerank_only_reorders_the_shortlist(sift_index, catalog, monkeypatch):
             assert m.bow_score == bow[m.key][0] and m.colour_score == bow[m.key][1]
 
 
-def test_results_agree_with_a_dense_tfidf_recomputation(sift_index, catalog):
-    """bow_score equals the cosine of TF-IDF vectors built here from the vocabulary's words."""
-    vocab, cfg = sift_index.vocabulary, sift_index.config
+def _dense_catalog_tfidf(index, catalog) -> np.ndarray:
+    """(products, n_words) L2-normalised TF-IDF rows built densely from the vocabulary's words
+    (stored counts are capped at TF_CAP, burstiness sqrt)."""
+    vocab = index.vocabulary
     idf = vocab.idf_.astype(np.float64)
     db = np.zeros((N_PRODUCTS, vocab.n_words_))
     for i, img in enumerate(catalog.products):
-        words = vocab.quantize(sift_index.describe(img).features.descriptors)
+        words = vocab.quantize(index.describe(img).features.descriptors)
         for w, c in Counter(words.tolist()).items():
-            db[i, w] = np.sqrt(min(c, TF_CAP)) * idf[w]  # stored counts are capped
-    db /= np.linalg.norm(db, axis=1, keepdims=True)
+            db[i, w] = np.sqrt(min(c, TF_CAP)) * idf[w]
+    return db / np.linalg.norm(db, axis=1, keepdims=True)
+
+
+def _dense_query_tfidf(index, q) -> np.ndarray:
+    """(n_words,) L2-normalised soft-assigned TF-IDF vector of a described query."""
+    vocab, cfg = index.vocabulary, index.config
+    words, weights = vocab.quantize_multi(q.features.descriptors, cfg.query_assignments,
+                                          sigma=cfg.assignment_sigma)
+    qv = np.zeros(vocab.n_words_)
+    np.add.at(qv, words[words >= 0], weights[words >= 0].astype(np.float64))
+    qv = np.sqrt(qv) * vocab.idf_.astype(np.float64)
+    return qv / np.linalg.norm(qv)
+
+
+def test_results_agree_with_a_dense_tfidf_recomputation(sift_index, catalog):
+    """bow_score equals the cosine of TF-IDF vectors built here from the vocabulary's words."""
+    db = _dense_catalog_tfidf(sift_index, catalog)
     for p in catalog.photos[::6]:
         q = sift_index.describe(p.image)
-        words, weights = vocab.quantize_multi(q.features.descriptors, cfg.query_assignments,
-                                              sigma=cfg.assignment_sigma)
-        qv = np.zeros(vocab.n_words_)
-        np.add.at(qv, words[words >= 0], weights[words >= 0].astype(np.float64))
-        qv = np.sqrt(qv) * idf
-        qv /= np.linalg.norm(qv)
+        qv = _dense_query_tfidf(sift_index, q)
         expected = db @ qv
         r = sift_index.search(p.image, top_k=N_PRODUCTS, rerank=False)
         got = {m.key: m.bow_score for m in r}
@@ -148,15 +160,9 @@ def test_query_expansion_scores_the_average_of_query_and_verified_results(sift_i
     """With expansion, bow_score is the cosine with the normalised sum of the query's TF-IDF
     vector and those of its best verified results (computed here densely), and every verified
     result keeps its inliers."""
-    vocab, cfg = sift_index.vocabulary, sift_index.config
+    cfg = sift_index.config
     n_expand = 2
-    idf = vocab.idf_.astype(np.float64)
-    db = np.zeros((N_PRODUCTS, vocab.n_words_))
-    for i, img in enumerate(catalog.products):
-        words = vocab.quantize(sift_index.describe(img).features.descriptors)
-        for w, c in Counter(words.tolist()).items():
-            db[i, w] = np.sqrt(min(c, TF_CAP)) * idf[w]
-    db /= np.linalg.norm(db, axis=1, keepdims=True)
+    db = _dense_catalog_tfidf(sift_index, catalog)
     row = {k: i for i, k in enumerate(catalog.names)}
     checked = 0
     for p in catalog.photos[::5]:
@@ -168,12 +174,7 @@ def test_query_expansion_scores_the_average_of_query_and_verified_results(sift_i
         chosen = [m.key for m in plain if m.verified][:n_expand]
         if not chosen:
             continue
-        words, weights = vocab.quantize_multi(q.features.descriptors, cfg.query_assignments,
-                                              sigma=cfg.assignment_sigma)
-        qv = np.zeros(vocab.n_words_)
-        np.add.at(qv, words[words >= 0], weights[words >= 0].astype(np.float64))
-        qv = np.sqrt(qv) * idf
-        qv /= np.linalg.norm(qv)
+        qv = _dense_query_tfidf(sift_index, q)
         total = qv + sum(db[row[k]] for k in chosen)
         expected = db @ (total / np.linalg.norm(total))
         got = {m.key: m.bow_score for m in expanded}
