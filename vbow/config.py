@@ -54,8 +54,9 @@ class Config:
         takes half its images by words alone so that colour cannot push a verifiable product
         out of it (shelf photos, grocery_packages). It is tuned for re-ranked search: with
         ``rerank=False`` nothing checks geometry after colour, and flat printed products rank
-        better with ``colour_weight=1`` (recall@1 without re-ranking, w = 5 → 1: smvs_dvd with
-        distractors 0.55 → 0.76, grocery_packages 0.16 → 0.44; coil100 mAP 0.91 → 0.82).
+        better with ``colour_weight=1`` (measured while tuning, not in the benchmark files: recall@1
+        without re-ranking, w = 5 → 1, smvs_dvd with distractors 0.55 → 0.76, grocery_packages
+        0.16 → 0.44; coil100 mAP 0.91 → 0.82).
         ``colour_candidates``: colour is computed for the images with the best ``bow`` scores, at
         most this many (all of them in catalogs up to that size); the others get the lowest
         colour z-score seen.

@@ -183,11 +183,9 @@ class InvertedIndex:
         doc_offsets = np.asarray(doc_offsets, dtype=np.int64)
         words = np.asarray(words, dtype=np.int64)
         counts = np.asarray(counts)
-        n = doc_offsets.shape[0] - 1
-        if n < 0 or doc_offsets[0] != 0 or doc_offsets[-1] != words.shape[0] or \
-                counts.shape != words.shape or np.any(np.diff(doc_offsets) < 0):
-            raise InvalidInputError("inconsistent CSR batch: offsets, words and counts disagree")
-        self._check_words(words, n)
+        if counts.shape != words.shape:
+            raise InvalidInputError("inconsistent CSR batch: words and counts disagree")
+        n = self._check_batch(doc_offsets, words)
         start = self.n_docs
         doc_local = np.repeat(np.arange(n, dtype=np.int64), np.diff(doc_offsets))
         order = np.argsort(words, kind="stable")  # stable: docs stay ascending within a word
@@ -218,13 +216,9 @@ class InvertedIndex:
             ``(n,) int64`` the new documents' ids.
         """
         image_offsets = np.asarray(image_offsets, dtype=np.int64)
-        n = image_offsets.shape[0] - 1
-        if n < 0 or image_offsets[0] != 0 or image_offsets[-1] != np.shape(words)[0] or \
-                np.any(np.diff(image_offsets) < 0):
-            raise InvalidInputError("inconsistent CSR batch: offsets and words disagree")
-        sort_dtype = np.uint16 if self.n_words <= 1 << 16 else np.int64
         words = np.asarray(words)
-        self._check_words(words, n)
+        n = self._check_batch(image_offsets, words)
+        sort_dtype = np.uint16 if self.n_words <= 1 << 16 else np.int64
         start = self.n_docs
         order = np.argsort(words.astype(sort_dtype), kind="stable")
         w_sorted = words[order].astype(np.int64)
@@ -242,11 +236,20 @@ class InvertedIndex:
         self._append(start, n, np.bincount(w_u, minlength=self.n_words), postings, w_u, d_u, idf)
         return np.arange(start, start + n, dtype=np.int64)
 
-    def _check_words(self, words: np.ndarray, n: int) -> None:
-        if words.size and (int(words.min()) < 0 or int(words.max()) >= self.n_words):
-            raise InvalidInputError(f"word ids must be in 0..{self.n_words - 1}")
+    def _check_batch(self, offsets: np.ndarray, words: np.ndarray) -> int:
+        """Validate a CSR batch (``(n + 1,) int64`` offsets into ``(m,)`` word ids) that is to be
+        appended; returns its number of documents ``n``."""
+        n = offsets.shape[0] - 1
+        if n < 0 or offsets[0] != 0 or offsets[-1] != words.shape[0] or np.any(np.diff(offsets) < 0):
+            raise InvalidInputError("inconsistent CSR batch: offsets and words disagree")
+        self._check_word_ids(words)
         if self.n_docs + n > MAX_DOCS:
             raise InvalidInputError(f"an index holds at most {MAX_DOCS} images")
+        return n
+
+    def _check_word_ids(self, words: np.ndarray) -> None:
+        if words.size and (int(words.min()) < 0 or int(words.max()) >= self.n_words):
+            raise InvalidInputError(f"word ids must be in 0..{self.n_words - 1}")
 
     def _append(self, start: int, n: int, per_word: np.ndarray, postings: np.ndarray,
                 words: np.ndarray, doc_local: np.ndarray, idf: np.ndarray) -> None:
@@ -405,8 +408,7 @@ class InvertedIndex:
         weights = np.asarray(weights, dtype=np.float32)
         if words.shape != weights.shape:
             raise InvalidInputError("words and weights must have the same shape")
-        if words.size and (int(words.min()) < 0 or int(words.max()) >= self.n_words):
-            raise InvalidInputError(f"word ids must be in 0..{self.n_words - 1}")
+        self._check_word_ids(words)
         chosen = self.select_words(words, weights, idf, max_postings)
         words, weights = words[chosen], weights[chosen]
         word_weight = (weights * idf[words]).astype(np.float32)
