@@ -656,41 +656,6 @@ def test_index_inspection(index_copy, catalog):
 # --------------------------------------------------------------------------- verification shortlist
 
 
-@given(seed=st.integers(0, 2**32 - 1), n_docs=st.integers(1, 60), n=st.integers(1, 40),
-       weight=st.sampled_from([0.0, 1.0]))
-@settings(max_examples=60, deadline=None)
-def test_verification_shortlist_takes_the_best_by_fused_and_by_words(seed, n_docs, n, weight):
-    """The first n candidates verified hold the best ceil(n/2) by fused score and the best
-    floor(n/2) by words alone (fewer if not enough allowed images), each once; the rest of
-    the fused list follows. Without colour, the fused list is verified as it is."""
-    from types import SimpleNamespace
-
-    rng = np.random.default_rng(seed)
-    bow = rng.random(n_docs).astype(np.float32)
-    fused = rng.random(n_docs)
-    allowed = rng.random(n_docs) < 0.8
-    if not allowed.any():
-        allowed[0] = True
-    n_allowed = int(allowed.sum())
-    depth = min(n_allowed, max(n, 3))
-    ranked = np.flatnonzero(allowed)[np.argsort(-fused[allowed], kind="stable")]
-    top = ranked[:depth]
-    n_verify = min(n, depth)
-    fake = SimpleNamespace(config=vbow.get_config("sift", colour_weight=weight))
-    order = vbow.ImageIndex._verification_order(fake, bow, allowed, top, n_verify)
-    if weight == 0:
-        np.testing.assert_array_equal(order, top)
-        return
-    assert len(set(order.tolist())) == order.size           # no duplicates
-    assert set(top.tolist()) <= set(order.tolist())         # nothing from the fused list lost
-    assert allowed[order].all()
-    verified = set(order[:n_verify].tolist())
-    by_words = np.flatnonzero(allowed)[np.argsort(-bow[allowed], kind="stable")]
-    assert set(ranked[:(n_verify + 1) // 2].tolist()) <= verified
-    assert set(by_words[:n_verify // 2].tolist()) <= verified
-    assert order[n_verify:].tolist() == [d for d in top.tolist() if d not in verified]
-
-
 @pytest.mark.parametrize("colour_candidates", [3, 10_000])
 def test_fused_scores_agree_with_a_dense_recomputation(sift_index, catalog, monkeypatch,
                                                        colour_candidates):

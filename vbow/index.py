@@ -29,6 +29,7 @@ from .config import Config, get_config
 from .errors import ImageError, InvalidInputError, NotFittedError, BundleFormatError
 from .extraction import Extractor, ImageFeatures, extract_many
 from .features import FeatureExtractor, Features
+from .fusion import FusedScores, interleaved_shortlist, select_pool
 from .image_input import ImageInput
 from .inverted_index import TF_CAP, InvertedIndex
 from .keypoint_store import KeypointStore
@@ -69,36 +70,6 @@ def _with_legacy_defaults(settings: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("colour"), Mapping):
         out["colour"] = {**_LEGACY_COLOUR_SETTINGS, **out["colour"]}
     return out
-
-
-def _masked_at(values: np.ndarray, allowed: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """A copy of ``values`` that is ``-inf`` wherever not allowed, computed at ``ids`` only
-    (elsewhere ``-inf`` too: :func:`_best` with those ids never looks there)."""
-    out = np.full(values.shape[0], -np.inf)
-    keep = ids[allowed[ids]]
-    out[keep] = values[keep]
-    return out
-
-
-def _best(scores: np.ndarray, k: int, candidates: np.ndarray | None = None) -> np.ndarray:
-    """Ids of the ``k`` highest finite scores, best first: ``(m,) int64``, ``m <= k``.
-
-    With ``candidates`` (``(c,) int`` ids) only those are ranked, unless fewer than ``k`` of
-    them have a finite score: then every id is (the rest tie at the bottom anyway).
-    """
-    if candidates is not None:
-        vals = scores[candidates]
-        finite = np.isfinite(vals)
-        if int(np.count_nonzero(finite)) >= k:
-            ids, vals = candidates[finite], vals[finite]
-            part = np.argpartition(-vals, k - 1)[:k] if k < ids.size else np.arange(ids.size)
-            order = np.argsort(-vals[part], kind="stable")
-            return ids[part[order]].astype(np.int64)
-    k = min(k, int(np.count_nonzero(np.isfinite(scores))))
-    if k <= 0:
-        return np.zeros(0, np.int64)
-    top = np.argpartition(-scores, k - 1)[:k]
-    return top[np.argsort(-scores[top], kind="stable")].astype(np.int64)
 
 
 class ImageIndex:
@@ -674,23 +645,22 @@ class ImageIndex:
         bow = self._index.scores(words, tfidf(words, tf, idf, cfg.burstiness), idf,
                                  max_postings=cfg.max_postings)
         allowed = self._filter_mask(where)
-        fused, colour, candidates = self._fuse(bow, query.colour, allowed)
+        fusion = self._fuse(bow, query.colour, allowed)
         n_allowed = int(allowed.sum())
         do_rerank = cfg.rerank if rerank is None else bool(rerank)
         depth = min(n_allowed, max(int(top_k), cfg.shortlist_for(len(self)) if shortlist is None
                                    else int(shortlist)) if do_rerank else int(top_k))
         if depth == 0:
             return SearchResult(query.name, (), {"total": time.perf_counter() - t})
-        top = _best(fused, depth, candidates)
+        top = fusion.best(depth)
         timings["score"] = time.perf_counter() - t
         t = time.perf_counter()
-        final = fused[top].copy()
         verifications: dict[int, Any] = {}
         if do_rerank:
             n_verify = depth if shortlist is not None or cfg.shortlist is not None else \
                 min(depth, cfg.shortlist_for(len(self)))
-            top = self._verification_order(bow, allowed, top, n_verify, candidates)
-            final = fused[top].copy()
+            top = self._verification_order(fusion, top, n_verify)
+            final = fusion.at(top)
             for j, doc in enumerate(top[:n_verify].tolist()):
                 v = self._verify(feats, q_words, doc)
                 if v.inliers > 0:
@@ -700,12 +670,16 @@ class ImageIndex:
             top, final = top[order], final[order]
             expand = [d for d in top.tolist() if d in verifications][:cfg.query_expansion]
             if expand:
-                top, final, bow, colour = self._expanded_ranking(
+                top, final, fusion = self._expanded_ranking(
                     words, tf, query.colour, expand, verifications, allowed, depth)
+        else:
+            final = fusion.at(top)
         timings["rerank"] = time.perf_counter() - t
         matches = []
         q_scale = query.scale
-        for rank, (doc, score) in enumerate(zip(top[:top_k].tolist(), final[:top_k].tolist())):
+        top, final = top[:top_k], final[:top_k]
+        bow_at, colour_at = fusion.bow[top].tolist(), fusion.colour_at(top).tolist()
+        for rank, (doc, score) in enumerate(zip(top.tolist(), final.tolist())):
             v = verifications.get(doc)
             transform, points = None, np.zeros((0, 4), np.float32)
             if v is not None:
@@ -717,50 +691,38 @@ class ImageIndex:
                 _, db_kp = self._store.get(doc)
                 points = np.concatenate([feats.keypoints[v.pairs[:, 0], :2] * q_scale,
                                          db_kp[v.pairs[:, 1], :2] * d_scale], axis=1).astype(np.float32)
-            matches.append(Match(self._keys[doc], float(score), float(bow[doc]), float(colour[doc]),
+            matches.append(Match(self._keys[doc], float(score), bow_at[rank], colour_at[rank],
                                  0 if v is None else v.inliers, transform, points,
                                  json.loads(self._meta[doc]), rank))
         timings["total"] = sum(timings.values())
         return SearchResult(query.name, tuple(matches), timings)
 
-    def _verification_order(self, bow: np.ndarray, allowed: np.ndarray, top: np.ndarray,
-                            n: int, candidates: np.ndarray | None = None) -> np.ndarray:
+    def _verification_order(self, fusion: FusedScores, top: np.ndarray, n: int) -> np.ndarray:
         """Reorder the candidate list so its first ``n`` are the images to verify.
 
         With colour fused in, the ``n`` images verified alternate between the best by fused
-        score and the best by bag-of-words score alone (duplicates skipped): an image sharing
-        many words with the query is checked geometrically whatever its colour (under odd light
-        or on a shelf, colour can push the true product down), while the budget of ``n``
-        verifications stays. ``top`` is ``(depth,) int`` by fused score, best first;
-        ``candidates`` (see :meth:`_fuse`) narrows the search for the best by words. Returns
-        ``(m,) int64`` ids, ``m >= depth``: the ``n`` to verify first, then the rest of ``top``.
+        score and the best by bag-of-words score alone (:func:`vbow.fusion.interleaved_shortlist`):
+        an image sharing many words with the query is checked geometrically whatever its colour
+        (under odd light or on a shelf, colour can push the true product down), while the budget
+        of ``n`` verifications stays. ``top`` is ``(depth,) int`` by fused score, best first.
+        Returns ``(m,) int64`` ids, ``m >= depth``: the ``n`` to verify first, then the rest of
+        ``top``.
         """
         if self.config.colour_weight <= 0 or n <= 0:
             return top
-        by_words = _best(np.where(allowed, bow, -np.inf) if candidates is None else
-                         _masked_at(bow, allowed, candidates), n, candidates)
-        if by_words.size == 0:
-            return top
-        by_fused = top[:n]
-        both = np.empty(by_fused.size + by_words.size, np.int64)
-        m = min(by_fused.size, by_words.size)
-        both[:2 * m:2], both[1:2 * m:2] = by_fused[:m], by_words[:m]
-        both[2 * m:] = by_fused[m:] if by_fused.size > m else by_words[m:]
-        _, first = np.unique(both, return_index=True)
-        verify = both[np.sort(first)][:n]
-        return np.concatenate([verify, top[~np.isin(top, verify)]])
+        return interleaved_shortlist(top, fusion.best(n, by_words=True), n)
 
     def _expanded_ranking(self, words: np.ndarray, tf: np.ndarray, query_colour: np.ndarray,
                           expand: list[int], verifications: Mapping[int, Any],
                           allowed: np.ndarray, depth: int
-                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                          ) -> tuple[np.ndarray, np.ndarray, FusedScores]:
         """Average query expansion: rank again with the query averaged with verified results.
 
         The expanded bag is the sum of the L2-normalised TF-IDF vectors of the query and of the
         ``expand`` documents (their words come from the keypoint store); the expanded colour is
         the mean of their sqrt histograms. Verified documents keep their inlier bonus on top of
         the new fused score. Returns the new top ``depth`` ids and final scores, best first,
-        and the expanded query's bag-of-words and colour similarities to every document.
+        and the expanded query's fused scores.
         """
         cfg = self.config
         idf = self._current_idf()
@@ -780,59 +742,31 @@ class ImageIndex:
         norm = float(np.linalg.norm(summed))
         bow = self._index.scores(uniq.astype(np.int32), summed / max(norm, 1e-12), idf,
                                  max_postings=cfg.max_postings)
-        fused, colour, candidates = self._fuse(bow, np.mean(colours, axis=0), allowed)
-        for doc, v in verifications.items():
-            fused[doc] += v.inliers
-        if candidates is not None and verifications:  # candidates are sorted: add the few missing
-            docs = np.fromiter(verifications, np.int64)
-            pos = np.minimum(np.searchsorted(candidates, docs), max(candidates.size - 1, 0))
-            missing = docs if candidates.size == 0 else docs[candidates[pos] != docs]
-            candidates = np.concatenate([candidates, missing])
-        top = _best(fused, depth, candidates)
-        return top, fused[top], bow, colour
+        fusion = self._fuse(bow, np.mean(colours, axis=0), allowed)
+        fusion.add_bonus(np.fromiter(verifications, np.int64, len(verifications)),
+                         np.array([v.inliers for v in verifications.values()], np.float64))
+        top = fusion.best(depth)
+        return top, fusion.at(top), fusion
 
-    def _fuse(self, bow: np.ndarray, query_colour: np.ndarray, allowed: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Fused similarity ``z(bow) + w * z(colour)`` (see Config).
+    def _fuse(self, bow: np.ndarray, query_colour: np.ndarray, allowed: np.ndarray) -> FusedScores:
+        """Fused similarity ``z(bow) + w * z(colour)`` (see Config and :mod:`vbow.fusion`).
 
         The standardisation statistics are taken over every live image, so a metadata filter
-        only removes candidates and never reorders the ones it keeps. ``bow`` is 0 for removed
-        images. Returns the fused scores (``-inf`` where not allowed), the raw colour
-        similarities (0 where not computed) and the candidates: ``(m,) int64`` sorted ids
-        outside which every image has the lowest fused score of all (no word shared with the
-        query, no colour computed), or ``None`` when any image may rank (small catalogs).
-        Rankings then partition and sort the candidates only; what remains proportional to the
-        catalog size is a few dense vectorised sweeps (standardisation, masking).
+        only removes candidates and never reorders the ones it keeps. ``bow`` is ``(n,)
+        float32``, 0 for removed images. Colour is compared for every live image in catalogs
+        up to ``colour_candidates`` images, else for that many best by words.
         """
         cfg = self.config
         live = self._index.alive
         n_live = int(np.count_nonzero(live))
-        if n_live == 0:
-            return np.full(bow.shape[0], -np.inf), np.zeros(bow.shape[0]), None
-        if n_live <= cfg.colour_candidates:  # every live image gets its colour compared
-            pool = np.flatnonzero(live)
-            candidates = None
-        else:  # the best by words only: those sharing a word with the query, at most this many
-            candidates = np.flatnonzero(bow)
-            pool = candidates if candidates.size <= cfg.colour_candidates else candidates[
-                np.argpartition(-bow[candidates], cfg.colour_candidates - 1)[:cfg.colour_candidates]]
-        fused = bow.astype(np.float64)  # 0 for removed images: sums over live ones
-        mean = float(fused.sum()) / n_live
-        std = np.sqrt(max(float(fused @ fused) / n_live - mean * mean, 0.0)) + 1e-9
-        fused -= mean
-        fused /= std
-        colour = np.zeros(bow.shape[0], dtype=np.float64)
-        use_colour = cfg.colour_weight > 0
-        if use_colour and pool.size:
+        covers_all = n_live <= cfg.colour_candidates
+        pool = np.flatnonzero(live) if covers_all else select_pool(bow, cfg.colour_candidates)
+        if cfg.colour_weight > 0 and pool.size:
             q = np.clip(np.rint(query_colour * 255), 0, 255).astype(np.float32)
-            c = (self._colour[pool].astype(np.float32) @ q).astype(np.float64) / (255.0 * 255.0)
-            colour[pool] = c
-            zc = (c - c.mean()) / (c.std() + 1e-9)
-            fused += cfg.colour_weight * zc.min()
-            fused[pool] += cfg.colour_weight * (zc - zc.min())
-        if allowed is not live or not live.all():  # else nothing to mask
-            fused[~allowed] = -np.inf
-        return fused, colour, candidates
+            colour = (self._colour[pool].astype(np.float32) @ q).astype(np.float64) / (255.0 * 255.0)
+        else:
+            colour = np.zeros(pool.size, np.float64)
+        return FusedScores(bow, allowed, n_live, pool, colour, cfg.colour_weight, covers_all)
 
     def _verify(self, feats: Features, q_words: np.ndarray, doc: int):
         cfg = self.config

@@ -428,20 +428,21 @@ class InvertedIndex:
                                        zip(starts[nz].tolist(), lengths[nz].tolist())])
             else:
                 post = flat[gather_ranges(starts[nz], lengths[nz])]
-            tf_weight = self._tf_table.astype(np.float64)[post & _TF_MASK]
+            codes = (post & _TF_MASK).astype(np.intp)
+            docs = (post >> np.uint32(_TF_BITS)).view(np.int32)  # doc < 2**30: the same bits
             if _SPARSE_MIN_POSTINGS <= n < 1 << 31:
                 # one compiled pass: the postings as a (docs x words) CSC matrix times the word
-                # weights (no per-posting word weight array, int32 instead of int64 ids)
+                # weights, in float32 (half the accumulator's cache footprint; a document's
+                # score sums at most a few thousand terms)
                 from scipy.sparse import csc_matrix
                 indptr = np.zeros(nz.size + 1, dtype=np.int32)
                 np.cumsum(lengths[nz], out=indptr[1:])
-                docs = (post >> np.uint32(_TF_BITS)).astype(np.int32)
-                part = csc_matrix((tf_weight, docs, indptr), shape=(self.n_docs, nz.size)) @ \
-                    word_weight[nz].astype(np.float64)
+                part = csc_matrix((np.take(self._tf_table, codes), docs, indptr),
+                                  shape=(self.n_docs, nz.size)) @ word_weight[nz]
             else:
+                tf_weight = np.take(self._tf_table.astype(np.float64), codes)
                 tf_weight *= np.repeat(word_weight[nz].astype(np.float64), lengths[nz])
-                part = np.bincount((post >> np.uint32(_TF_BITS)).astype(np.intp),
-                                   weights=tf_weight, minlength=self.n_docs)
+                part = np.bincount(docs, weights=tf_weight, minlength=self.n_docs).astype(np.float32)
             if total is None:
                 total = part
             else:
@@ -449,16 +450,16 @@ class InvertedIndex:
         if total is None:
             return np.zeros(self.n_docs, dtype=np.float32), 0
         total *= self._inverse_norms()
-        return total.astype(np.float32), touched
+        return total, touched
 
     def _inverse_norms(self) -> np.ndarray:
-        """``(n_docs,) float64`` 1 / norm for live documents with a non-zero norm, else 0 (cached
+        """``(n_docs,) float32`` 1 / norm for live documents with a non-zero norm, else 0 (cached
         until the norms or the live set change)."""
         if self._inv is None or self._inv.shape[0] != self.n_docs:
             norms = np.asarray(self.norms, dtype=np.float64)
             inv = np.zeros(norms.shape[0], dtype=np.float64)
             np.divide(1.0, norms, out=inv, where=(norms > 0) & self.alive)
-            self._inv = inv
+            self._inv = inv.astype(np.float32)
         return self._inv
 
     # ---------------------------------------------------------------------------- persistence
