@@ -232,3 +232,16 @@ def test_add_validates_the_batch():
     with pytest.raises(UnknownOptionError):
         InvertedIndex(5, "cube")
     assert index.n_docs == 0
+
+
+@pytest.mark.parametrize("mode", BURSTINESS)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 5000))
+def test_term_weights_of_packed_postings_match_the_burstiness_rule(mode, seed, n):
+    """The weight read for each packed posting is burst(min(tf, TF_CAP)) whatever its doc id."""
+    rng = np.random.default_rng(seed)
+    docs = rng.integers(0, 1 << 30, n)
+    tf = rng.integers(1, 300, n)
+    got = InvertedIndex(8, mode)._tf_weights(pack_postings(docs, tf))
+    assert got.dtype == np.float32 and got.shape == (n,)
+    np.testing.assert_allclose(got, REF_BURST[mode](np.minimum(tf, TF_CAP).astype(np.float64)),
+                               rtol=1e-6)

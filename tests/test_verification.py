@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from vbow.errors import UnknownOptionError
 from vbow.features import FeatureExtractor
 from vbow.synthetic import make_product_image, make_shopper_photo
-from vbow.verification import MODELS, verify_pair, word_correspondences
+from vbow.verification import MODELS, QueryWords, verify_pair, word_correspondences
 
 # --------------------------------------------------------------------------- correspondences
 
@@ -59,6 +59,19 @@ def test_word_correspondences_match_a_double_loop(nq, nd, k, n_words, max_fanout
     pairs = sorted(map(tuple, out.tolist()))
     assert len(set(pairs)) == len(pairs)                            # each pair once
     assert pairs == ref_correspondences(qw, dw, max_fanout)
+
+
+@given(nq=st.integers(0, 25), k=st.integers(1, 3), n_words=st.integers(1, 30),
+       max_fanout=st.integers(1, 6), seed=st.integers(0, 2**32 - 1))
+def test_prepared_query_words_match_each_catalog_image_in_turn(nq, k, n_words, max_fanout, seed):
+    """One QueryWords serves many catalog images: each gets the double-loop reference."""
+    rng = np.random.default_rng(seed)
+    qw = query_words(rng, nq, k, n_words)
+    prepared = QueryWords(qw, max_fanout=max_fanout)
+    for nd in (0, 1, 7, 25):
+        dw = rng.integers(0, n_words, nd)
+        assert sorted(map(tuple, prepared.pairs_with(dw).tolist())) == \
+            ref_correspondences(qw, dw, max_fanout)
 
 
 def test_word_correspondences_simple_case():

@@ -36,7 +36,7 @@ from .keypoint_store import KeypointStore
 from .progress import Progress
 from .results import AddReport, ImageFailure, Match, SearchResult
 from .string_table import StringTable, encode_strings
-from .verification import verify_pair, word_correspondences
+from .verification import QueryWords, verify_pair
 from .vocabulary import HammingVocabulary, KMeansVocabulary, Vocabulary, make_vocabulary
 from .weighting import bag_of_words, tfidf
 
@@ -661,8 +661,9 @@ class ImageIndex:
                 min(depth, cfg.shortlist_for(len(self)))
             top = self._verification_order(fusion, top, n_verify)
             final = fusion.at(top)
+            matcher = QueryWords(q_words, max_fanout=cfg.max_fanout)
             for j, doc in enumerate(top[:n_verify].tolist()):
-                v = self._verify(feats, q_words, doc)
+                v = self._verify(feats, matcher, doc)
                 if v.inliers > 0:
                     verifications[doc] = v
                     final[j] += v.inliers
@@ -768,10 +769,10 @@ class ImageIndex:
             colour = np.zeros(pool.size, np.float64)
         return FusedScores(bow, allowed, n_live, pool, colour, cfg.colour_weight, covers_all)
 
-    def _verify(self, feats: Features, q_words: np.ndarray, doc: int):
+    def _verify(self, feats: Features, matcher: QueryWords, doc: int):
         cfg = self.config
         db_words, db_kp = self._store.get(doc)
-        pairs = word_correspondences(q_words, db_words, max_fanout=cfg.max_fanout)
+        pairs = matcher.pairs_with(db_words)
         w, h = (int(x) for x in self._size[doc])
         return verify_pair(feats.keypoints, db_kp, pairs, db_size=(w, h), model=cfg.model,
                            threshold=cfg.ransac_threshold, min_inliers=cfg.min_inliers,

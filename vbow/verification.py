@@ -28,7 +28,7 @@ import numpy as np
 from .csr import gather_ranges
 from .errors import UnknownOptionError
 
-__all__ = ["Verification", "word_correspondences", "verify_pair", "MODELS"]
+__all__ = ["Verification", "QueryWords", "word_correspondences", "verify_pair", "MODELS"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +64,67 @@ class Verification:
 _EMPTY_PAIRS = np.zeros((0, 2), dtype=np.int64)
 
 
+class QueryWords:
+    """A query's feature words, prepared once to find correspondences with many catalog images.
+
+    Parameters
+    ----------
+    query_words : np.ndarray
+        ``(nq,)`` or ``(nq, k) int`` word ids of the query's features (``k`` > 1 with multiple
+        assignment; ``-1`` entries are ignored). The words of one row must be distinct, as
+        :meth:`vbow.vocabulary.Vocabulary.quantize_multi` returns them.
+    max_fanout : int
+        Skip words that occur more than this many times in the query or in a catalog image.
+
+    Notes
+    -----
+    The query's words are sorted once; each catalog image's words are then looked up in them,
+    a few hundred binary searches per image instead of one per query word.
+    """
+
+    def __init__(self, query_words: np.ndarray, *, max_fanout: int = 5) -> None:
+        qw = np.asarray(query_words, dtype=np.int64)
+        if qw.ndim == 1:
+            qw = qw[:, None]
+        flat = qw.reshape(-1)
+        slot = np.flatnonzero(flat >= 0)  # position in the flattened (nq, k) array
+        words = flat[slot]
+        uq, inverse, counts = np.unique(words, return_inverse=True, return_counts=True)
+        keep = counts[inverse] <= max_fanout  # drop bursty words on the query side
+        slot, words = slot[keep], words[keep]
+        order = np.argsort(words, kind="stable")
+        self.sorted_words = words[order]
+        self.slots = slot[order]
+        self.k = qw.shape[1]
+        self.max_fanout = int(max_fanout)
+
+    def pairs_with(self, db_words: np.ndarray) -> np.ndarray:
+        """``(m, 2) int64`` (query feature index, catalog feature index) pairs sharing a word,
+        each pair once, ordered by query feature, then its word's assignment rank, then
+        catalog feature; ``db_words`` is ``(nd,) int``."""
+        dw = np.asarray(db_words, dtype=np.int64)
+        if self.sorted_words.size == 0 or dw.size == 0:
+            return _EMPTY_PAIRS
+        d_order = np.argsort(dw, kind="stable")
+        d_sorted = dw[d_order]
+        fanout = np.searchsorted(d_sorted, dw, side="right") - np.searchsorted(d_sorted, dw, side="left")
+        d_idx = np.flatnonzero(fanout <= self.max_fanout)  # drop bursty catalog words
+        lo = np.searchsorted(self.sorted_words, dw[d_idx], side="left")
+        lengths = np.searchsorted(self.sorted_words, dw[d_idx], side="right") - lo
+        positions = gather_ranges(lo, lengths)
+        if positions.size == 0:
+            return _EMPTY_PAIRS
+        slots = self.slots[positions]
+        d = np.repeat(d_idx, lengths)
+        order = np.lexsort((d, slots))
+        # a descriptor's k assigned words are distinct, so every pair occurs once
+        return np.stack([slots[order] // self.k, d[order]], axis=1)
+
+
 def word_correspondences(query_words: np.ndarray, db_words: np.ndarray, *,
                          max_fanout: int = 5) -> np.ndarray:
-    """Pairs of features that share a visual word.
+    """Pairs of features that share a visual word (one catalog image; see :class:`QueryWords`
+    to match one query against many).
 
     Parameters
     ----------
@@ -84,33 +142,7 @@ def word_correspondences(query_words: np.ndarray, db_words: np.ndarray, *,
     np.ndarray
         ``(m, 2) int64`` (query feature index, catalog feature index), each pair once.
     """
-    qw = np.asarray(query_words, dtype=np.int64)
-    if qw.ndim == 1:
-        qw = qw[:, None]
-    q_idx = np.repeat(np.arange(qw.shape[0]), qw.shape[1])
-    q_w = qw.reshape(-1)
-    keep = q_w >= 0
-    q_idx, q_w = q_idx[keep], q_w[keep]
-    dw = np.asarray(db_words, dtype=np.int64)
-    if q_w.size == 0 or dw.size == 0:
-        return _EMPTY_PAIRS
-    # drop bursty words on the query side
-    uq, q_counts = np.unique(q_w, return_counts=True)
-    bursty_q = uq[q_counts > max_fanout]
-    if bursty_q.size:
-        keep = ~np.isin(q_w, bursty_q)
-        q_idx, q_w = q_idx[keep], q_w[keep]
-    order = np.argsort(dw, kind="stable")
-    sorted_w = dw[order]
-    lo = np.searchsorted(sorted_w, q_w, side="left")
-    hi = np.searchsorted(sorted_w, q_w, side="right")
-    lengths = hi - lo
-    lengths[lengths > max_fanout] = 0
-    positions = gather_ranges(lo, lengths)
-    if positions.size == 0:
-        return _EMPTY_PAIRS
-    # a descriptor's k assigned words are distinct, so every pair occurs once
-    return np.stack([np.repeat(q_idx, lengths), order[positions]], axis=1)
+    return QueryWords(query_words, max_fanout=max_fanout).pairs_with(db_words)
 
 
 def _similarity_hypotheses(q: np.ndarray, d: np.ndarray, hyp: np.ndarray, tol: float,
