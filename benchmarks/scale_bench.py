@@ -438,7 +438,7 @@ def main() -> None:
     ap.add_argument("--shortlist", type=int, default=100)
     ap.add_argument("--max-postings", type=int, default=None,
                     help="query postings budget (default: the preset's)")
-    ap.add_argument("--budgets", type=int, nargs="*", default=[0, 2_000_000, 1_000_000],
+    ap.add_argument("--budgets", type=int, nargs="*", default=[0, 4_000_000, 2_000_000],
                     help="query postings budgets swept on the middle and largest catalogs (0: none)")
     ap.add_argument("--ratio-images", type=int, default=300,
                     help="real images in the build-throughput comparison with raw OpenCV")

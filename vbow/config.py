@@ -39,8 +39,10 @@ class Config:
         ``assignment_sigma`` (soft weight bandwidth), ``max_postings`` (query postings budget:
         at most about this many postings are read per query, taking the query's words by
         decreasing weight per posting, so the long lists of frequent words are skipped first on
-        very large catalogs; ``None`` reads them all). The default, 4,000,000, never binds on
-        catalogs below about 400,000 images (see ``benchmarks/results/scale.md``).
+        very large catalogs; ``None`` reads them all). The default, 8,000,000, never binds on
+        catalogs below about 400,000 images; at a million images it keeps re-ranked recall
+        within noise of reading every posting at a third of the time (see
+        ``benchmarks/results/scale.md``).
     Colour fusion
         ``colour``: :class:`vbow.colour.ColourHistogram` settings; ``colour_weight`` ``w`` in
         the rule ``fused = z(bow) + w * z(colour)``, where ``bow`` is the TF-IDF cosine,
@@ -92,7 +94,7 @@ class Config:
     idf_source: str = "vocabulary"
     query_assignments: int = 3
     assignment_sigma: float = 0.1
-    max_postings: int | None = 4_000_000
+    max_postings: int | None = 8_000_000
     colour: ColourHistogram = field(default_factory=ColourHistogram)
     colour_weight: float = 5.0
     colour_candidates: int = 5000
