@@ -294,11 +294,20 @@ NOTES = """## Notes
 - **Recall.** The true match of each real query is one of the 4,269 real images inside the
   catalog. grocery_packages queries (shelf photos of 31 products) are hard for every method;
   smvs_dvd is the reference protocol. The postings budget skips the long lists of frequent,
-  low-IDF words first: at 1M images a 4M budget *raises* recall@1 over reading every posting
-  (stop words add noise), while 1M postings per query starts to cost recall.
+  low-IDF words first; the sweep above shows what each budget keeps of the recall of reading
+  every posting, and at what latency.
 - **Scoring.** A query's postings are gathered as contiguous slices of the memory-mapped
-  postings and accumulated with one sparse matrix-vector product (scipy CSC) when there are more
-  than 262,144 of them, else with `np.bincount`.
+  postings; their term weights come from a 256-entry table applied to the low bytes
+  (`cv2.LUT`), and they are accumulated in float32 with one sparse matrix-vector product
+  (scipy CSC) when there are more than 262,144 of them, else with `np.bincount`. Past that,
+  the work per image is two passes over the scores (their mean and spread) and one comparison
+  pass that finds the colour pool (the 5,000 best by words, see `vbow/fusion.py`); rankings look
+  at the pool only.
+- **Growth.** The accumulation itself grows faster than the postings read: at 1M images the
+  per-image score array (4 MB) no longer fits the 2 MB L2 cache, so each posting's scattered
+  add costs about two and a half times as much as at 100k. The other per-posting steps
+  (gather, term weight, document id) grow linearly, and quantising the query costs the same
+  at every size.
 """
 
 
