@@ -149,7 +149,8 @@ class InvertedIndex:
         self._inv: np.ndarray | None = None  # cached 1 / norms (see _inverse_norms)
         # burst weight of each stored tf code
         self._tf_table = burst(np.arange(1, TF_CAP + 1), burstiness).astype(np.float32)
-        self._tf_lut = self._tf_table[np.arange(256) & int(_TF_MASK)]  # indexed by a low byte
+        # indexed by a posting's low byte (codes past the table only if the tf field is wider)
+        self._tf_lut = self._tf_table[np.minimum(np.arange(256) & int(_TF_MASK), TF_CAP - 1)]
 
     @property
     def n_docs(self) -> int:
