@@ -274,11 +274,11 @@ def tf_cap_accuracy(preset: str) -> dict:
 
 NOTES = """## Notes
 
-- **Load.** This 2-core machine was shared: other benchmarks of this project kept the other
-  core busy during these runs (the processes measured here were pinned to one CPU). Every measured process runs under `nice -n 10` with
-  one BLAS/OpenMP thread (multi-threaded OpenBLAS made the small query-time GEMMs ~10x slower
-  under this contention). Latencies are therefore pessimistic and vary from run to run by
-  10-30 %.
+- **Load.** The recorded run had the machine to itself (no other benchmark running). Every
+  measured process runs under `nice -n 10` with one BLAS/OpenMP thread (multi-threaded OpenBLAS
+  made the small query-time GEMMs ~10x slower when the other core was busy). On this shared
+  virtual machine latencies still vary from run to run by 10-30 %; earlier runs with another
+  benchmark on the other core were that much slower.
 - **Memory.** `rss_mib_after_queries` counts the pages of the memory-mapped index the queries
   touched (file-backed page cache, shared between processes and reclaimable);
   `rss_anon_mib_after_queries` is the process's own memory. Opening maps the files, reading
