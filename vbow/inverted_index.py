@@ -18,8 +18,11 @@ removed documents; saving never needs it, because :meth:`InvertedIndex.bundle_ar
 merge straight into the output file. A loaded index is one segment whose arrays may be
 memory-mapped.
 
-A query is scored by visiting only the postings of its own words, accumulated with
-``np.bincount``. With ``max_postings`` the query words are taken in decreasing order of their
+A query is scored by visiting only the postings of its own words: their term weights come from
+a 256-entry table applied to each posting's low byte, and they are accumulated with
+``np.bincount``, or for large queries in float32 with one sparse matrix-vector product (the
+per-document accumulator is half the size, which matters once it outgrows the cache). With
+``max_postings`` the query words are taken in decreasing order of their
 weight per posting (query weight times IDF, the greedy optimum of the fractional knapsack "most
 score mass for a bounded number of postings read") until the budget is spent; the long postings
 lists of very frequent words (stop words, low IDF) are the ones skipped, which bounds the latency
