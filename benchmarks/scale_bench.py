@@ -195,9 +195,9 @@ def build_ratio(preset: str, n_images: int, chunks: tuple[int, ...] = (100, 20))
     Each slice size in ``chunks`` is measured with a fresh index. ``add`` quantises each call's
     descriptors in one batch (up to 200,000), and the vocabulary's loop over its 256 cells
     costs about 10 ms per call (0.5 ms per image in 20-image slices), so small slices charge
-    vbow more per image than a catalog build does: 100
-    images (about 56,000 descriptors) is close to how ``build`` and ``add`` batch a catalog,
-    20 shows the cost of adding images a few at a time. The first size is the headline.
+    vbow more per image than a catalog build does: 100 images (about 56,000 descriptors) is
+    close to how ``build`` and ``add`` batch a catalog, 20 shows the cost of adding images a
+    few at a time. The first size is the headline.
     """
     import cv2
     import vbow

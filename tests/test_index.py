@@ -656,6 +656,26 @@ def test_index_inspection(index_copy, catalog):
 # --------------------------------------------------------------------------- verification shortlist
 
 
+def test_without_colour_the_fused_list_is_verified_as_it_is():
+    """With colour off in the config, the shortlist is verified in fused order; with it on, the
+    best by words alone are interleaved (here they differ from the fused order)."""
+    from types import SimpleNamespace
+
+    from vbow.fusion import FusedScores
+
+    rng = np.random.default_rng(0)
+    bow = rng.random(40).astype(np.float32)
+    fusion = FusedScores(bow, np.ones(40, bool), 40, np.arange(40), rng.random(40), 5.0, True)
+    top = fusion.best(12)
+    by_words = np.argsort(-bow)[:3]
+    assert not set(by_words.tolist()) <= set(top[:6].tolist())  # the case is not trivial
+    off = SimpleNamespace(config=vbow.get_config("sift", colour_weight=0))
+    np.testing.assert_array_equal(vbow.ImageIndex._verification_order(off, fusion, top, 6), top)
+    on = SimpleNamespace(config=vbow.get_config("sift"))
+    order = vbow.ImageIndex._verification_order(on, fusion, top, 6)
+    assert set(by_words.tolist()) <= set(order[:6].tolist())
+
+
 @pytest.mark.parametrize("colour_candidates", [3, 10_000])
 def test_fused_scores_agree_with_a_dense_recomputation(sift_index, catalog, monkeypatch,
                                                        colour_candidates):

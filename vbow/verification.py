@@ -89,7 +89,7 @@ class QueryWords:
         flat = qw.reshape(-1)
         slot = np.flatnonzero(flat >= 0)  # position in the flattened (nq, k) array
         words = flat[slot]
-        uq, inverse, counts = np.unique(words, return_inverse=True, return_counts=True)
+        _, inverse, counts = np.unique(words, return_inverse=True, return_counts=True)
         keep = counts[inverse] <= max_fanout  # drop bursty words on the query side
         slot, words = slot[keep], words[keep]
         order = np.argsort(words, kind="stable")
