@@ -123,24 +123,12 @@ class QueryWords:
 
 def word_correspondences(query_words: np.ndarray, db_words: np.ndarray, *,
                          max_fanout: int = 5) -> np.ndarray:
-    """Pairs of features that share a visual word (one catalog image; see :class:`QueryWords`
-    to match one query against many).
+    """Pairs of features that share a visual word, for one catalog image.
 
-    Parameters
-    ----------
-    query_words : np.ndarray
-        ``(nq,)`` or ``(nq, k) int`` word ids of the query's features (``k`` > 1 with multiple
-        assignment; ``-1`` entries are ignored). The words of one row must be distinct, as
-        :meth:`vbow.vocabulary.Vocabulary.quantize_multi` returns them.
-    db_words : np.ndarray
-        ``(nd,) int`` word ids of the catalog image's features.
-    max_fanout : int
-        Skip words that occur more than this many times in the catalog image or in the query.
-
-    Returns
-    -------
-    np.ndarray
-        ``(m, 2) int64`` (query feature index, catalog feature index), each pair once.
+    ``query_words`` and ``max_fanout`` are as in :class:`QueryWords` (which prepares the query
+    once to match it against many images); ``db_words`` is the ``(nd,) int`` word ids of the
+    catalog image's features. Returns ``(m, 2) int64`` (query feature index, catalog feature
+    index), each pair once.
     """
     return QueryWords(query_words, max_fanout=max_fanout).pairs_with(db_words)
 
