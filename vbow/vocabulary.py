@@ -120,6 +120,11 @@ class Vocabulary:
     kind: str = ""
     dim: int = 0
     dtype: np.dtype = np.dtype(np.float32)
+    #: the k nearest words of a cell are found by k argmin passes when k is at most this
+    #: (faster than argpartition on small blocks); 0 keeps argpartition. Both give the same
+    #: words unless distances tie exactly at the k-th place, so a vocabulary whose distances
+    #: tie often (Hamming) keeps argpartition, as its small-batch path does.
+    _argmin_top_k: int = 0
 
     def __init__(self, n_words: int = 65536, *, probes: int = 2, min_points_per_word: int = 4,
                  random_state: int = 0, coarse_sample_per_cell: int = 256) -> None:
@@ -389,15 +394,22 @@ class Vocabulary:
             rows = order[s:e]
             d = self._cell_distances(x[pair_desc[rows]], c)
             kk = min(k, w1 - w0)
-            if kk == 1:
-                top = np.argmin(d, axis=1)[:, None]
-            elif kk < w1 - w0:
-                # sorted ids: among equal distances the lowest word id wins, as with argmin
-                top = np.sort(np.argpartition(d, kk - 1, axis=1)[:, :kk], axis=1)
+            if kk == 1 or (kk < w1 - w0 and kk <= self._argmin_top_k):
+                # a few argmin passes beat argpartition on these small blocks
+                top = np.empty((rows.size, kk), np.int64)
+                top_d = np.empty((rows.size, kk), np.float32)
+                r = np.arange(rows.size)
+                for j in range(kk):
+                    top[:, j] = np.argmin(d, axis=1)
+                    top_d[:, j] = d[r, top[:, j]]
+                    if j + 1 < kk:
+                        d[r, top[:, j]] = np.inf
             else:
-                top = np.broadcast_to(np.arange(w1 - w0), (rows.size, w1 - w0))
+                top = np.broadcast_to(np.arange(w1 - w0), (rows.size, w1 - w0)) if kk == w1 - w0 \
+                    else np.sort(np.argpartition(d, kk - 1, axis=1)[:, :kk], axis=1)
+                top_d = np.take_along_axis(d, top, axis=1)
             cand_w[rows, :kk] = top + w0
-            cand_d[rows, :kk] = np.take_along_axis(d, top, axis=1)
+            cand_d[rows, :kk] = top_d
         return self._best_of_probes(cand_w.reshape(n, p * k), cand_d.reshape(n, p * k), k)
 
     @staticmethod
@@ -461,6 +473,7 @@ class KMeansVocabulary(Vocabulary):
     kind = "kmeans"
     dim = 128
     dtype = np.dtype(np.float32)
+    _argmin_top_k = 4
 
     def _prepare(self) -> None:
         self._word_norms = np.einsum("ij,ij->i", self.words_, self.words_).astype(np.float32)
