@@ -47,8 +47,8 @@ NOTES = """## Notes
   geometry) of a 20-image shortlist. `orb` = 1,000 features, 3 assignments per query
   descriptor, shortlist 2·sqrt(n). `sift` = RootSIFT, 1,000 features, 3 assignments.
 - **One core.** Query processes are pinned with `taskset` to one CPU and use one OpenCV, BLAS
-  and OpenMP thread. The other core ran other benchmarks of this project during the
-  run (shared caches and memory bandwidth), so these latencies are upper bounds.
+  and OpenMP thread. The load average at the start (above) says whether the other core was
+  busy; when it is (shared caches and memory bandwidth), latencies rise by 10-30 %.
 - **Memory.** Peak RSS (`VmHWM`) of the query process includes the interpreter, numpy and OpenCV
   (about 50 MB before any index is opened) and the index pages it touched. The query process
   imports neither onnxruntime, torch nor scikit-learn (column "heavy modules").
@@ -201,7 +201,8 @@ def write_report(result: dict, out_dir: Path) -> None:
     lines = [f"# Edge profile benchmark", "", f"Command: `{result['command']}`  ",
              f"Machine: {result['machine']}  ",
              f"Each query process is pinned to CPU {result['cpu']} (`taskset`), one OpenCV/BLAS/OpenMP "
-             f"thread; the machine's other core was busy with other benchmarks of this project. "
+             f"thread; the 1-minute load average when the run started was "
+             f"{result.get('load_average_at_start', '?')} on 2 cores. "
              f"Catalog: {result['n_images']:,} images (the real catalog images of the datasets "
              f"plus synthetic ones, as in `scale.md`). Queries: {result['n_queries']} real query photos "
              f"(smvs_dvd + grocery_packages) resized to 640 px, end to end `ImageIndex.search(path)` "
@@ -266,6 +267,7 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     query_photos(args.queries)
     result = {"command": "python3 benchmarks/edge_bench.py", "machine": machine_description(),
+              "load_average_at_start": round(os.getloadavg()[0], 2),
               "cpu": args.cpu, "n_images": args.n, "n_queries": args.queries, "presets": {},
               "run_at": time.strftime("%Y-%m-%d %H:%M:%S"), "notes": NOTES}
     for preset in args.presets:
