@@ -404,7 +404,7 @@ class Vocabulary:
                     top_d[:, j] = d[r, top[:, j]]
                     if j + 1 < kk:
                         d[r, top[:, j]] = np.inf
-            else:
+            else:  # sorted ids: among equal distances the lowest word id wins, as with argmin
                 top = np.broadcast_to(np.arange(w1 - w0), (rows.size, w1 - w0)) if kk == w1 - w0 \
                     else np.sort(np.argpartition(d, kk - 1, axis=1)[:, :kk], axis=1)
                 top_d = np.take_along_axis(d, top, axis=1)
