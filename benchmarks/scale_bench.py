@@ -194,10 +194,10 @@ def build_ratio(preset: str, n_images: int, chunks: tuple[int, ...] = (100, 20))
 
     Each slice size in ``chunks`` is measured with a fresh index. ``add`` quantises each call's
     descriptors in one batch (up to 200,000), and the vocabulary's loop over its 256 cells
-    costs about 10 ms per call (0.5 ms per image in 20-image slices), so small slices charge
-    vbow more per image than a catalog build does: 100 images (about 56,000 descriptors) is
-    close to how ``build`` and ``add`` batch a catalog, 20 shows the cost of adding images a
-    few at a time. The first size is the headline.
+    is a fixed cost per call, so small slices charge vbow more per image than a catalog build
+    does: 100 images (about 56,000 descriptors) is close to how ``build`` and ``add`` batch a
+    catalog, 20 shows the cost of adding images a few at a time. The first size is the
+    headline.
     """
     import cv2
     import vbow
@@ -315,11 +315,11 @@ NOTES = """## Notes
   the work per image is two passes over the scores (their mean and spread) and one comparison
   pass that finds the colour pool (the 5,000 best by words, see `vbow/fusion.py`); rankings look
   at the pool only.
-- **Growth.** The accumulation itself grows faster than the postings read: at 1M images the
-  per-image score array (4 MB) no longer fits the 2 MB L2 cache, so each posting's scattered
-  add costs about two and a half times as much as at 100k. The other per-posting steps
-  (gather, term weight, document id) grow linearly, and quantising the query costs the same
-  at every size.
+- **Growth.** `stage_ms_mean_no_rerank` in `scale.json` splits a query into quantising
+  (the same at every size, about 14 ms) and scoring (postings, fusion, ranking). Scoring costs
+  a little more per posting read at 1M than at 100k: the per-image score array (4 MB) no
+  longer fits the 2 MB L2 cache, so the scattered adds into it slow down, while gathering the
+  postings and weighting them grow linearly.
 """
 
 
@@ -433,7 +433,7 @@ def write_report(result: dict, out_dir: Path) -> None:
             lines += ["", "By slice size (images per `add` call, each with a fresh index): " +
                       ", ".join(f"{c}: {r}" for c, r in ratio["ratio_by_chunk"].items()) +
                       ". `add` quantises each call's descriptors in one batch, and the "
-                      "vocabulary's loop over its 256 cells costs about 10 ms per call, so small slices "
+                      "vocabulary's loop over its 256 cells is a fixed cost per call, so small slices "
                       "charge vbow more per image than a catalog build, which batches up to "
                       "200,000 descriptors."]
         if ratio.get("repeats"):

@@ -39,16 +39,18 @@ class Config:
         ``assignment_sigma`` (soft weight bandwidth), ``max_postings`` (query postings budget:
         at most about this many postings are read per query, taking the query's words by
         decreasing weight per posting, so the long lists of frequent words are skipped first on
-        very large catalogs; ``None`` reads them all). The default, 8,000,000, never binds on
-        catalogs below about 400,000 images; at a million images it keeps re-ranked recall
-        within noise of reading every posting at a third of the time (see
-        ``benchmarks/results/scale.md``).
+        very large catalogs; ``None`` reads them all). The default, 8,000,000, does not bind
+        at 100,000 images (about 2M postings read per query at p95, growing about linearly
+        with the catalog, so up to roughly 400,000); at a million images it keeps re-ranked recall@1 at
+        0.685 against 0.73 for reading every posting, at about half the re-ranked median
+        latency (see ``benchmarks/results/scale.md``).
     Colour fusion
         ``colour``: :class:`vbow.colour.ColourHistogram` settings; ``colour_weight`` ``w`` in
         the rule ``fused = z(bow) + w * z(colour)``, where ``bow`` is the TF-IDF cosine,
         ``colour`` the Bhattacharyya coefficient of the two colour histograms, and ``z``
-        standardises a score over the candidate images of this query (subtract the mean, divide
-        by the standard deviation). Standardising makes the rule independent of each score's
+        standardises a score (subtract the mean, divide by the standard deviation): ``bow`` over
+        every live image, ``colour`` over the images whose colour is compared (see
+        ``colour_candidates`` and :mod:`vbow.fusion`). Standardising makes the rule independent of each score's
         scale: a cover photographed under odd light keeps its strong word score, while colour
         still separates textureless or 3-D objects. ``w = 0`` disables colour. The default, 5,
         is one setting for every benchmark (``benchmarks/results/accuracy.md``): 3-D objects

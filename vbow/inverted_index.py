@@ -460,7 +460,7 @@ class InvertedIndex:
         """``(P,) float32`` the burstiness-weighted term count of each ``(P,) uint32`` posting.
 
         The count code is the posting's low byte masked to 2 bits; a 256-entry table applied by
-        ``cv2.LUT`` to the low bytes costs a quarter of an index lookup with int64 positions.
+        ``cv2.LUT`` to the low bytes needs no int64 position array, unlike an index lookup.
         """
         if post.size >= 1 << 31:  # beyond what one cv2.Mat holds
             return np.take(self._tf_table, (post & _TF_MASK).astype(np.intp))
