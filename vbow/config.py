@@ -41,9 +41,9 @@ class Config:
         decreasing weight per posting, so the long lists of frequent words are skipped first on
         very large catalogs; ``None`` reads them all). The default, 8,000,000, does not bind
         at 100,000 images (about 2M postings read per query at p95, growing about linearly
-        with the catalog, so up to roughly 400,000); at a million images it keeps re-ranked recall@1 at
-        0.685 against 0.73 for reading every posting, at about half the re-ranked median
-        latency (see ``benchmarks/results/scale.md``).
+        with the catalog, so up to roughly 400,000); at a million images it keeps re-ranked
+        recall@1 at 0.685 against 0.73 for reading every posting, at about half the re-ranked
+        median latency (see ``benchmarks/results/scale.md``).
     Colour fusion
         ``colour``: :class:`vbow.colour.ColourHistogram` settings; ``colour_weight`` ``w`` in
         the rule ``fused = z(bow) + w * z(colour)``, where ``bow`` is the TF-IDF cosine,
