@@ -51,8 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from feature_cache import cached_features  # noqa: E402
 
 from vbow import ImageIndex, get_config  # noqa: E402
-from vbow.datasets import load_source  # noqa: E402
-from vbow.evaluate import catalog_of, machine_description, score_rankings  # noqa: E402
+from vbow.eval.datasets import load_source  # noqa: E402
+from vbow.eval.evaluate import catalog_of, machine_description, score_rankings  # noqa: E402
 
 logger = logging.getLogger("accuracy_bench")
 

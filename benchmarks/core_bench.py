@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 
 import vbow
-from vbow.datasets import load_source
-from vbow.evaluate import catalog_of, machine_description
+from vbow.eval.datasets import load_source
+from vbow.eval.evaluate import catalog_of, machine_description
 
 
 def raw_opencv(paths: list[str], preset: "str | vbow.Config") -> float:

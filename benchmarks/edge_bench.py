@@ -263,7 +263,7 @@ def main() -> None:
     if args.child == "cnn":
         print(json.dumps(cnn_child(query_photos(args.queries)[0])))
         return
-    from vbow.evaluate import machine_description
+    from vbow.eval.evaluate import machine_description
     WORK.mkdir(parents=True, exist_ok=True)
     query_photos(args.queries)
     result = {"command": "python3 benchmarks/edge_bench.py", "machine": machine_description(),

@@ -2,7 +2,7 @@
 
 Extracting SIFT from a few thousand images takes minutes on two cores, and several benchmarks
 (accuracy, scale, edge) and several protocols of one benchmark read the same images with the
-same settings. Each image's :class:`vbow.extraction.ImageFeatures` is stored once, as a plain
+same settings. Each image's :class:`vbow.describe.extraction.ImageFeatures` is stored once, as a plain
 ``.npz`` (no pickle), under ``benchmarks/.cache/features/<settings hash>/``; the key covers the
 file's path, size and modification time and every setting that changes the extraction.
 
@@ -23,8 +23,8 @@ import numpy as np
 
 from vbow import Config, ImageIndex
 from vbow.errors import ImageError
-from vbow.extraction import Extractor, ImageFeatures, resolve_jobs
-from vbow.features import Features
+from vbow.describe.extraction import Extractor, ImageFeatures, resolve_jobs
+from vbow.describe.features import Features
 from vbow.progress import Progress
 
 __all__ = ["CACHE_ROOT", "cached_features", "settings_key"]

@@ -116,7 +116,7 @@ def query(bundle: Path, preset: str, n_queries: int, shortlist: int, overrides: 
     rss_open = _proc_status("VmRSS")
     from feature_cache import cached_features
     from synthetic_catalog import query_paths
-    from vbow.weighting import bag_of_words, tfidf
+    from vbow.search.weighting import bag_of_words, tfidf
     paths, groups = query_paths()
     rng = np.random.default_rng(0)
     pick = np.sort(rng.choice(len(paths), min(n_queries, len(paths)), replace=False))
@@ -244,11 +244,11 @@ def tf_cap_accuracy(preset: str) -> dict:
     without re-ranking. The 255 cap is emulated by widening the tf field of the packed postings
     to 8 bits for the comparison run."""
     import vbow
-    import vbow.inverted_index as inv
+    import vbow.search.inverted_index as inv
     from feature_cache import cached_features
     from synthetic_catalog import DATASETS, real_stats
-    from vbow.datasets import load_source
-    from vbow.evaluate import catalog_of, score_rankings
+    from vbow.eval.datasets import load_source
+    from vbow.eval.evaluate import catalog_of, score_rankings
     stats = real_stats(preset)
     config = vbow.get_config(preset)
     out: dict = {}
@@ -503,7 +503,7 @@ def main() -> None:
         return
     import vbow
     from synthetic_catalog import real_stats
-    from vbow.evaluate import machine_description
+    from vbow.eval.evaluate import machine_description
     if args.max_postings is None:  # the preset's budget, whatever the saved bundles say
         args.max_postings = vbow.get_config(args.preset).max_postings or 0
     stats = real_stats(args.preset)

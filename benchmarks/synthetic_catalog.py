@@ -76,7 +76,7 @@ class RealStats:
 
 def catalog_paths() -> tuple[list[str], list[str], list[str]]:
     """Catalog-side image paths, keys (``dataset/relative``) and groups ("" for distractors)."""
-    from vbow.datasets import load_source
+    from vbow.eval.datasets import load_source
     paths, keys, groups = [], [], []
     for name in CATALOG_SETS:
         ds = load_source(DATASETS / name)
@@ -89,7 +89,7 @@ def catalog_paths() -> tuple[list[str], list[str], list[str]]:
 
 def query_paths(names: tuple[str, ...] = ("smvs_dvd", "grocery_packages")) -> tuple[list[str], list[str]]:
     """Real query photos (role ``query``) and their groups (``dataset/group``)."""
-    from vbow.datasets import load_source
+    from vbow.eval.datasets import load_source
     paths, groups = [], []
     for name in names:
         ds = load_source(DATASETS / name)

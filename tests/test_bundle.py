@@ -1,4 +1,4 @@
-"""vbow.bundle: round trips, atomic saves, and typed errors that name the bad file."""
+"""vbow.persist.bundle: round trips, atomic saves, and typed errors that name the bad file."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vbow.bundle import MANIFEST, load_bundle, save_bundle
+from vbow.persist.bundle import MANIFEST, load_bundle, save_bundle
 from vbow.errors import BundleError, BundleFormatError, BundleVersionError, VbowError
 
 FMT = "vbow-test"

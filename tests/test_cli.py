@@ -1,4 +1,4 @@
-"""The ``vbow`` command (vbow.cli.main with argument lists) on a generated dataset folder."""
+"""The ``vbow`` command (vbow.apps.cli.main with argument lists) on a generated dataset folder."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vbow.cli import main
+from vbow.apps.cli import main
 from vbow.synthetic import make_catalog, write_catalog
 
 

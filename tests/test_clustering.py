@@ -1,4 +1,4 @@
-"""vbow.clustering: distances, per-cluster sums, k-means and k-majority against references."""
+"""vbow.vocab.clustering: distances, per-cluster sums, k-means and k-majority against references."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from scipy.spatial.distance import cdist
 from sklearn.cluster import KMeans
 
-from vbow.clustering import cluster_sums, kmajority, kmeans_l2, sq_l2_distances
+from vbow.vocab.clustering import cluster_sums, kmajority, kmeans_l2, sq_l2_distances
 
 
 @given(n=st.integers(1, 30), k=st.integers(1, 30), d=st.integers(1, 20),

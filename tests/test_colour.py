@@ -1,4 +1,4 @@
-"""vbow.colour: HSV colour signatures compared by the Bhattacharyya coefficient."""
+"""vbow.describe.colour: HSV colour signatures compared by the Bhattacharyya coefficient."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vbow.colour import ColourHistogram, bhattacharyya
+from vbow.describe.colour import ColourHistogram, bhattacharyya
 from vbow.errors import InvalidInputError
 
 HIST = ColourHistogram()

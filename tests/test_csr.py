@@ -1,4 +1,4 @@
-"""vbow.csr helpers against plain loops."""
+"""vbow.search.csr helpers against plain loops."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vbow.csr import gather_ranges, group_by_key, offsets_from_counts
+from vbow.search.csr import gather_ranges, group_by_key, offsets_from_counts
 
 
 @given(pairs=st.lists(st.tuples(st.integers(0, 1000), st.integers(0, 6)), max_size=30))

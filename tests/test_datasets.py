@@ -1,4 +1,4 @@
-"""vbow.datasets: groundtruth.csv parsing, folder scanning, and the real datasets' files."""
+"""vbow.eval.datasets: groundtruth.csv parsing, folder scanning, and the real datasets' files."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_DATASETS
 
-from vbow.datasets import ROLES, load_source, read_groundtruth, scan_folder
+from vbow.eval.datasets import ROLES, load_source, read_groundtruth, scan_folder
 from vbow.errors import DatasetError
 
 

@@ -1,11 +1,11 @@
-"""vbow.draw: outlines and match pictures."""
+"""vbow.apps.draw: outlines and match pictures."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from vbow.draw import draw_match, project_outline
+from vbow.apps.draw import draw_match, project_outline
 from vbow.results import Match
 
 

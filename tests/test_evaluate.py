@@ -1,11 +1,11 @@
-"""vbow.evaluate: the scoring protocol, checked against hand-computed values."""
+"""vbow.eval.evaluate: the scoring protocol, checked against hand-computed values."""
 
 from __future__ import annotations
 
 import pytest
 
-from vbow.datasets import read_groundtruth
-from vbow.evaluate import catalog_of, score_rankings
+from vbow.eval.datasets import read_groundtruth
+from vbow.eval.evaluate import catalog_of, score_rankings
 
 
 def test_query_only_protocol():

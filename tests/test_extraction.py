@@ -1,4 +1,4 @@
-"""vbow.extraction: per-image description and batch extraction with failures in place."""
+"""vbow.describe.extraction: per-image description and batch extraction with failures in place."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from vbow.colour import ColourHistogram
-from vbow.extraction import Extractor, ImageFeatures, extract_many
-from vbow.features import FeatureExtractor
+from vbow.describe.colour import ColourHistogram
+from vbow.describe.extraction import Extractor, ImageFeatures, extract_many
+from vbow.describe.features import FeatureExtractor
 from vbow.results import ImageFailure
 from vbow.synthetic import make_product_image
 

@@ -1,4 +1,4 @@
-"""vbow.features: SIFT/RootSIFT and ORB extraction."""
+"""vbow.describe.features: SIFT/RootSIFT and ORB extraction."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vbow.errors import InvalidInputError, UnknownOptionError
-from vbow.features import FeatureExtractor, root_sift
+from vbow.describe.features import FeatureExtractor, root_sift
 from vbow.synthetic import make_product_image
 
 PRODUCT = make_product_image(np.random.default_rng(0), 320)

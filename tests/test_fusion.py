@@ -1,4 +1,4 @@
-"""vbow.fusion: lazily evaluated fused scores against a dense recomputation, the pool against
+"""vbow.search.fusion: lazily evaluated fused scores against a dense recomputation, the pool against
 brute-force sorting, and the interleaved verification shortlist."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vbow.fusion import FusedScores, interleaved_shortlist, select_pool
+from vbow.search.fusion import FusedScores, interleaved_shortlist, select_pool
 
 LAYOUTS = ["random", "ascending", "descending", "one_block", "mostly_zero"]
 

@@ -1,4 +1,4 @@
-"""vbow.hamming against np.unpackbits references."""
+"""vbow.vocab.hamming against np.unpackbits references."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.spatial.distance import cdist
 
-from vbow.hamming import as_words64, bitwise_majority, hamming_distances
+from vbow.vocab.hamming import as_words64, bitwise_majority, hamming_distances
 
 
 def ref_hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""vbow.image_input: every input kind gives one canonical upright BGR uint8 image, bad input a
+"""vbow.describe.image_input: every input kind gives one canonical upright BGR uint8 image, bad input a
 typed error that names the file."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vbow.errors import ImageDecodeError, ImageError, InvalidInputError, VbowError
-from vbow.image_input import decode_image, load_image, read_image
+from vbow.describe.image_input import decode_image, load_image, read_image
 
 
 def asymmetric_image(h: int = 48, w: int = 80) -> np.ndarray:

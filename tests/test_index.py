@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from conftest import N_PRODUCTS, SIFT_SETTINGS, corner_errors, project
 
 import vbow
-from vbow.inverted_index import TF_CAP
+from vbow.search.inverted_index import TF_CAP
 from vbow.errors import ImageError, InvalidInputError, NotFittedError, UnknownOptionError
 from vbow.results import ImageFailure
-from vbow.weighting import bag_of_words
+from vbow.search.weighting import bag_of_words
 
 SIZE = 320  # catalog image side
 
@@ -661,7 +661,7 @@ def test_without_colour_the_fused_list_is_verified_as_it_is():
     best by words alone are interleaved (here they differ from the fused order)."""
     from types import SimpleNamespace
 
-    from vbow.fusion import FusedScores
+    from vbow.search.fusion import FusedScores
 
     rng = np.random.default_rng(0)
     bow = rng.random(40).astype(np.float32)

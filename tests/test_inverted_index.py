@@ -1,4 +1,4 @@
-"""vbow.inverted_index against a dense matrix product of L2-normalised TF-IDF vectors."""
+"""vbow.search.inverted_index against a dense matrix product of L2-normalised TF-IDF vectors."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vbow.errors import InvalidInputError, UnknownOptionError
-from vbow.inverted_index import TF_CAP, InvertedIndex, pack_postings, unpack_postings
-from vbow.weighting import BURSTINESS, tfidf
+from vbow.search.inverted_index import TF_CAP, InvertedIndex, pack_postings, unpack_postings
+from vbow.search.weighting import BURSTINESS, tfidf
 
 REF_BURST = {"sqrt": np.sqrt, "log": np.log1p, "none": lambda t: t}
 

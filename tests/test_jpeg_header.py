@@ -1,4 +1,4 @@
-"""vbow.jpeg_header: frame size and EXIF orientation from headers, truncation check."""
+"""vbow.describe.jpeg_header: frame size and EXIF orientation from headers, truncation check."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_image_input import exif_segment, with_exif
 
-from vbow.jpeg_header import is_jpeg, jpeg_looks_truncated, read_jpeg_header
+from vbow.describe.jpeg_header import is_jpeg, jpeg_looks_truncated, read_jpeg_header
 
 
 def jpeg(w: int, h: int, progressive: bool = False, seed: int = 0) -> bytes:

@@ -1,4 +1,4 @@
-"""vbow.keypoint_store: fixed-point geometry round trip and per-image retrieval."""
+"""vbow.verify.keypoint_store: fixed-point geometry round trip and per-image retrieval."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vbow.errors import InvalidInputError
-from vbow.keypoint_store import MAX_COORD, KeypointStore, decode_geometry, encode_geometry
+from vbow.verify.keypoint_store import MAX_COORD, KeypointStore, decode_geometry, encode_geometry
 
 # Documented quantisation: 1/16 px, 16 steps per octave of size, 256 steps per turn.
 XY_TOL = 1 / 32 + 1e-4

@@ -1,4 +1,4 @@
-"""vbow.metrics against independent formulas (and scikit-learn)."""
+"""vbow.eval.metrics against independent formulas (and scikit-learn)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
 
-from vbow.metrics import average_precision, ns_score, recall_at_k
+from vbow.eval.metrics import average_precision, ns_score, recall_at_k
 
 
 def ap_reference(ranked: list[bool], n_relevant: int) -> float:

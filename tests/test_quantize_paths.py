@@ -35,7 +35,7 @@ def test_assignment_is_the_nearest_word_of_the_probed_cells(fitted):
     vocab, gen = fitted
     x = gen(300, 999)
     if x.dtype == np.uint8:
-        from vbow.hamming import hamming_distances
+        from vbow.vocab.hamming import hamming_distances
         coarse = hamming_distances(x, vocab.coarse_).astype(np.float64)
     else:
         coarse = ((x[:, None, :].astype(np.float64) - vocab.coarse_[None].astype(np.float64)) ** 2).sum(-1)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_DATASETS
 
-from vbow.evaluate import evaluate
+from vbow.eval.evaluate import evaluate
 
 pytestmark = pytest.mark.slow
 

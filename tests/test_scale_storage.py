@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vbow.bundle import LazyArray, load_bundle, save_bundle
+from vbow.persist.bundle import LazyArray, load_bundle, save_bundle
 from vbow.errors import InvalidInputError
-from vbow.inverted_index import MAX_DOCS, TF_CAP, InvertedIndex, pack_postings, unpack_postings
-from vbow.keypoint_store import KeypointStore
-from vbow.weighting import bag_of_words, tfidf
+from vbow.search.inverted_index import MAX_DOCS, TF_CAP, InvertedIndex, pack_postings, unpack_postings
+from vbow.verify.keypoint_store import KeypointStore
+from vbow.search.weighting import bag_of_words, tfidf
 
 
 @given(docs=st.lists(st.integers(0, MAX_DOCS - 1), max_size=50),
@@ -178,7 +178,7 @@ def test_add_words_and_add_flat_validate():
 @settings(deadline=None, max_examples=30)
 def test_sparse_accumulation_equals_bincount(seed, mode):
     """Both accumulation paths of score_query (bincount, scipy CSC product) agree."""
-    import vbow.inverted_index as inv
+    import vbow.search.inverted_index as inv
     rng = np.random.default_rng(seed)
     n_words = 30
     idf = (rng.random(n_words) * 3).astype(np.float32)

@@ -1,4 +1,4 @@
-"""vbow.string_table: strings as one UTF-8 blob plus offsets."""
+"""vbow.search.string_table: strings as one UTF-8 blob plus offsets."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vbow.string_table import StringTable, encode_strings
+from vbow.search.string_table import StringTable, encode_strings
 
 
 @given(strings=st.lists(st.text(max_size=20), max_size=30))

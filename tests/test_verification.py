@@ -1,4 +1,4 @@
-"""vbow.verification: word correspondences against a double loop, and geometric verification
+"""vbow.verify.verification: word correspondences against a double loop, and geometric verification
 recovering known warps of synthetic products."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vbow.errors import UnknownOptionError
-from vbow.features import FeatureExtractor
+from vbow.describe.features import FeatureExtractor
 from vbow.synthetic import make_product_image, make_shopper_photo
-from vbow.verification import MODELS, QueryWords, verify_pair, word_correspondences
+from vbow.verify.verification import MODELS, QueryWords, verify_pair, word_correspondences
 
 # --------------------------------------------------------------------------- correspondences
 

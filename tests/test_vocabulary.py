@@ -1,4 +1,4 @@
-"""vbow.vocabulary: tree quantisation against brute-force argmin, determinism, validation,
+"""vbow.vocab.vocabulary: tree quantisation against brute-force argmin, determinism, validation,
 multiple assignment, IDF and the reservoir sampler."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy.spatial.distance import cdist
 
 from vbow.errors import InvalidInputError, NotFittedError
-from vbow.vocabulary import DescriptorSampler, HammingVocabulary, KMeansVocabulary, make_vocabulary
+from vbow.vocab.vocabulary import DescriptorSampler, HammingVocabulary, KMeansVocabulary, make_vocabulary
 
 # --------------------------------------------------------------------------- test data
 

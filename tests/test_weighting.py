@@ -1,4 +1,4 @@
-"""vbow.weighting: burstiness, bags of words and TF-IDF against plain-Python references."""
+"""vbow.search.weighting: burstiness, bags of words and TF-IDF against plain-Python references."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vbow.errors import UnknownOptionError
-from vbow.weighting import BURSTINESS, bag_of_words, burst, tfidf
+from vbow.search.weighting import BURSTINESS, bag_of_words, burst, tfidf
 
 REF_BURST = {"sqrt": np.sqrt, "log": np.log1p, "none": lambda t: t}
 

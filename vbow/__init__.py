@@ -11,16 +11,16 @@ fused with colour histograms in an inverted index, and RANSAC re-ranking of the 
 
 __version__ = "0.1.0"
 
-from .config import PRESETS, Config, get_config  # noqa: E402
-from .errors import (BundleError, BundleFormatError, BundleVersionError, DatasetError,  # noqa: E402
+from vbow.config import PRESETS, Config, get_config  # noqa: E402
+from vbow.errors import (BundleError, BundleFormatError, BundleVersionError, DatasetError,  # noqa: E402
                      ImageDecodeError, ImageError, InvalidInputError, NotFittedError,
                      UnknownOptionError, VbowError)
-from .extraction import ImageFeatures  # noqa: E402
-from .features import FeatureExtractor, Features  # noqa: E402
-from .image_input import read_image  # noqa: E402
-from .index import ImageIndex  # noqa: E402
-from .results import AddReport, ImageFailure, Match, SearchResult  # noqa: E402
-from .vocabulary import HammingVocabulary, KMeansVocabulary  # noqa: E402
+from vbow.describe.extraction import ImageFeatures  # noqa: E402
+from vbow.describe.features import FeatureExtractor, Features  # noqa: E402
+from vbow.describe.image_input import read_image  # noqa: E402
+from vbow.index import ImageIndex  # noqa: E402
+from vbow.results import AddReport, ImageFailure, Match, SearchResult  # noqa: E402
+from vbow.vocab.vocabulary import HammingVocabulary, KMeansVocabulary  # noqa: E402
 
 __all__ = [
     "__version__", "ImageIndex", "Config", "PRESETS", "get_config", "read_image",

@@ -7,11 +7,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .colour import ColourHistogram
-from .errors import InvalidInputError, UnknownOptionError
-from .features import METHODS
-from .verification import MODELS
-from .weighting import BURSTINESS
+from vbow.describe.colour import ColourHistogram
+from vbow.errors import InvalidInputError, UnknownOptionError
+from vbow.describe.features import METHODS
+from vbow.verify.verification import MODELS
+from vbow.search.weighting import BURSTINESS
 
 __all__ = ["Config", "PRESETS", "get_config", "IDF_SOURCES"]
 
@@ -45,12 +45,12 @@ class Config:
         recall@1 at 0.685 against 0.73 for reading every posting, at about half the re-ranked
         median latency (see ``benchmarks/results/scale.md``).
     Colour fusion
-        ``colour``: :class:`vbow.colour.ColourHistogram` settings; ``colour_weight`` ``w`` in
+        ``colour``: :class:`vbow.describe.colour.ColourHistogram` settings; ``colour_weight`` ``w`` in
         the rule ``fused = z(bow) + w * z(colour)``, where ``bow`` is the TF-IDF cosine,
         ``colour`` the Bhattacharyya coefficient of the two colour histograms, and ``z``
         standardises a score (subtract the mean, divide by the standard deviation): ``bow`` over
         every live image, ``colour`` over the images whose colour is compared (see
-        ``colour_candidates`` and :mod:`vbow.fusion`). Standardising makes the rule independent of each score's
+        ``colour_candidates`` and :mod:`vbow.search.fusion`). Standardising makes the rule independent of each score's
         scale: a cover photographed under odd light keeps its strong word score, while colour
         still separates textureless or 3-D objects. ``w = 0`` disables colour. The default, 5,
         is one setting for every benchmark (``benchmarks/results/accuracy.md``): 3-D objects

@@ -1,11 +1,11 @@
 """The facade: :class:`ImageIndex` ties features, vocabulary, inverted file, colour and
 geometric verification together.
 
-Data flows one way. An image becomes :class:`~vbow.extraction.ImageFeatures` (keypoints,
-descriptors, colour); descriptors become visual words (:mod:`vbow.vocabulary`); words become a
-TF-IDF bag scored against the inverted file (:mod:`vbow.inverted_index`); the shortlist is fused
-with colour and re-ranked by geometric verification from shared words (:mod:`vbow.verification`)
-using the per-image keypoint geometry kept in :mod:`vbow.keypoint_store`.
+Data flows one way. An image becomes :class:`~vbow.describe.extraction.ImageFeatures` (keypoints,
+descriptors, colour); descriptors become visual words (:mod:`vbow.vocab.vocabulary`); words become a
+TF-IDF bag scored against the inverted file (:mod:`vbow.search.inverted_index`); the shortlist is fused
+with colour and re-ranked by geometric verification from shared words (:mod:`vbow.verify.verification`)
+using the per-image keypoint geometry kept in :mod:`vbow.verify.keypoint_store`.
 
 Concurrency: any number of threads or processes may search one index (a loaded index is
 read-only memory maps shared between processes); ``add``, ``remove`` and ``fit`` must not run
@@ -23,22 +23,22 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import __version__
-from .bundle import load_bundle, save_bundle
-from .config import Config, get_config
-from .errors import ImageError, InvalidInputError, NotFittedError, BundleFormatError
-from .extraction import Extractor, ImageFeatures, extract_many
-from .features import FeatureExtractor, Features
-from .fusion import FusedScores, interleaved_shortlist, select_pool
-from .image_input import ImageInput
-from .inverted_index import TF_CAP, InvertedIndex
-from .keypoint_store import KeypointStore
-from .progress import Progress
-from .results import AddReport, ImageFailure, Match, SearchResult
-from .string_table import StringTable, encode_strings
-from .verification import QueryWords, verify_pair
-from .vocabulary import HammingVocabulary, KMeansVocabulary, Vocabulary, make_vocabulary
-from .weighting import bag_of_words, tfidf
+from vbow import __version__
+from vbow.persist.bundle import load_bundle, save_bundle
+from vbow.config import Config, get_config
+from vbow.errors import ImageError, InvalidInputError, NotFittedError, BundleFormatError
+from vbow.describe.extraction import Extractor, ImageFeatures, extract_many
+from vbow.describe.features import FeatureExtractor, Features
+from vbow.search.fusion import FusedScores, interleaved_shortlist, select_pool
+from vbow.describe.image_input import ImageInput
+from vbow.search.inverted_index import TF_CAP, InvertedIndex
+from vbow.verify.keypoint_store import KeypointStore
+from vbow.progress import Progress
+from vbow.results import AddReport, ImageFailure, Match, SearchResult
+from vbow.search.string_table import StringTable, encode_strings
+from vbow.verify.verification import QueryWords, verify_pair
+from vbow.vocab.vocabulary import HammingVocabulary, KMeansVocabulary, Vocabulary, make_vocabulary
+from vbow.search.weighting import bag_of_words, tfidf
 
 __all__ = ["ImageIndex"]
 
@@ -371,7 +371,7 @@ class ImageIndex:
         """
         self._require_fitted()
         if on_error not in ("skip", "raise"):
-            from .errors import UnknownOptionError
+            from vbow.errors import UnknownOptionError
             raise UnknownOptionError("on_error", on_error, ("skip", "raise"))
         t0 = time.perf_counter()
         images = _as_list(images)
@@ -702,7 +702,7 @@ class ImageIndex:
         """Reorder the candidate list so its first ``n`` are the images to verify.
 
         With colour fused in, the ``n`` images verified alternate between the best by fused
-        score and the best by bag-of-words score alone (:func:`vbow.fusion.interleaved_shortlist`):
+        score and the best by bag-of-words score alone (:func:`vbow.search.fusion.interleaved_shortlist`):
         an image sharing many words with the query is checked geometrically whatever its colour
         (under odd light or on a shelf, colour can push the true product down), while the budget
         of ``n`` verifications stays. ``top`` is ``(depth,) int`` by fused score, best first.
@@ -750,7 +750,7 @@ class ImageIndex:
         return top, fusion.at(top), fusion
 
     def _fuse(self, bow: np.ndarray, query_colour: np.ndarray, allowed: np.ndarray) -> FusedScores:
-        """Fused similarity ``z(bow) + w * z(colour)`` (see Config and :mod:`vbow.fusion`).
+        """Fused similarity ``z(bow) + w * z(colour)`` (see Config and :mod:`vbow.search.fusion`).
 
         The standardisation statistics are taken over every live image, so a metadata filter
         only removes candidates and never reorders the ones it keeps. ``bow`` is ``(n,)
@@ -783,7 +783,7 @@ class ImageIndex:
         """Save vocabulary and index as a versioned bundle directory, atomically.
 
         Removed images are dropped and the rest renumbered. The bundle is a ``manifest.json``
-        and plain ``.npy`` arrays (see :mod:`vbow.bundle`); nothing is pickled.
+        and plain ``.npy`` arrays (see :mod:`vbow.persist.bundle`); nothing is pickled.
 
         Returns
         -------

@@ -28,7 +28,7 @@ score mass for a bounded number of postings read") until the budget is spent; th
 lists of very frequent words (stop words, low IDF) are the ones skipped, which bounds the latency
 on large catalogs where word frequencies are Zipf-like.
 
-Scores are cosines of TF-IDF vectors (see :mod:`vbow.weighting`): the postings keep counts, and
+Scores are cosines of TF-IDF vectors (see :mod:`vbow.search.weighting`): the postings keep counts, and
 each document keeps its vector norm, so changing the IDF (``idf_source="database"``) only
 recomputes norms.
 """
@@ -40,9 +40,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .csr import gather_ranges, offsets_from_counts
-from .errors import InvalidInputError
-from .weighting import BURSTINESS, burst
+from vbow.search.csr import gather_ranges, offsets_from_counts
+from vbow.errors import InvalidInputError
+from vbow.search.weighting import BURSTINESS, burst
 
 __all__ = ["PostingSegment", "InvertedIndex", "TF_CAP", "MAX_DOCS", "pack_postings",
            "unpack_postings"]
@@ -142,7 +142,7 @@ class InvertedIndex:
 
     def __init__(self, n_words: int, burstiness: str = "sqrt") -> None:
         if burstiness not in BURSTINESS:
-            from .errors import UnknownOptionError
+            from vbow.errors import UnknownOptionError
             raise UnknownOptionError("burstiness", burstiness, BURSTINESS)
         self.n_words = int(n_words)
         self.burstiness = burstiness
@@ -372,7 +372,7 @@ class InvertedIndex:
             ``(m,) int`` the query's distinct word ids.
         weights : np.ndarray
             ``(m,) float32`` the query's L2-normalised TF-IDF weights for those words
-            (see :func:`vbow.weighting.tfidf`).
+            (see :func:`vbow.search.weighting.tfidf`).
         idf : np.ndarray
             ``(n_words,) float32`` the IDF the document norms were computed with.
         max_postings : int, optional
@@ -486,12 +486,12 @@ class InvertedIndex:
         return {"word_offsets": seg.word_offsets, "postings": seg.postings, "norms": self.norms}
 
     def bundle_arrays(self) -> dict[str, object]:
-        """Like :meth:`to_arrays`, but the postings are a :class:`vbow.bundle.LazyArray` that
+        """Like :meth:`to_arrays`, but the postings are a :class:`vbow.persist.bundle.LazyArray` that
         merges the segments straight into the output file (no merged copy in memory).
 
         Removed documents must have been dropped first (:meth:`renumber`).
         """
-        from .bundle import LazyArray
+        from vbow.persist.bundle import LazyArray
         if len(self.segments) <= 1:
             return self.to_arrays()
         offsets = offsets_from_counts(np.sum([s.word_counts() for s in self.segments], axis=0))

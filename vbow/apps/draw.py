@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .image_input import ImageInput, read_image
-from .results import Match
+from vbow.describe.image_input import ImageInput, read_image
+from vbow.results import Match
 
 __all__ = ["draw_match", "project_outline"]
 

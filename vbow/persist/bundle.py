@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import BundleError, BundleFormatError, BundleVersionError
+from vbow.errors import BundleError, BundleFormatError, BundleVersionError
 
 __all__ = ["save_bundle", "load_bundle", "LazyArray", "MANIFEST"]
 

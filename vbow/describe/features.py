@@ -13,7 +13,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from .errors import InvalidInputError, UnknownOptionError
+from vbow.errors import InvalidInputError, UnknownOptionError
 
 __all__ = ["Features", "FeatureExtractor", "root_sift", "DESCRIPTOR_SHAPES", "empty_features"]
 

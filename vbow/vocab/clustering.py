@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .hamming import as_words64, bitwise_majority, hamming_distances
+from vbow.vocab.hamming import as_words64, bitwise_majority, hamming_distances
 
 __all__ = ["sq_l2_distances", "kmeans_l2", "kmajority", "cluster_sums"]
 

@@ -6,7 +6,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .csr import offsets_from_counts
+from vbow.search.csr import offsets_from_counts
 
 __all__ = ["encode_strings", "StringTable"]
 

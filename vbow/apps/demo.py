@@ -10,9 +10,9 @@ from typing import TextIO
 import cv2
 import numpy as np
 
-from .draw import draw_match, project_outline
-from .index import ImageIndex
-from .synthetic import make_catalog
+from vbow.apps.draw import draw_match, project_outline
+from vbow.index import ImageIndex
+from vbow.synthetic import make_catalog
 
 __all__ = ["run_demo"]
 

@@ -22,12 +22,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .config import Config
-from .datasets import Dataset, load_source
-from .errors import DatasetError
-from .index import ImageIndex
-from .metrics import average_precision, ns_score, recall_at_k
-from .results import ImageFailure
+from vbow.config import Config
+from vbow.eval.datasets import Dataset, load_source
+from vbow.errors import DatasetError
+from vbow.index import ImageIndex
+from vbow.eval.metrics import average_precision, ns_score, recall_at_k
+from vbow.results import ImageFailure
 
 __all__ = ["EvaluationReport", "evaluate", "score_rankings", "machine_description"]
 
@@ -180,7 +180,7 @@ def evaluate(dataset: str | os.PathLike, distractors: Sequence[str | os.PathLike
     seconds["query_features"] = time.perf_counter() - t
     t = time.perf_counter()
     rankings, latencies = [], []
-    from .progress import Progress
+    from vbow.progress import Progress
     with Progress(len(described), "searching", progress) as bar:
         for q in described:
             if isinstance(q, ImageFailure):

@@ -25,8 +25,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from .csr import gather_ranges
-from .errors import UnknownOptionError
+from vbow.search.csr import gather_ranges
+from vbow.errors import UnknownOptionError
 
 __all__ = ["Verification", "QueryWords", "word_correspondences", "verify_pair", "MODELS"]
 
@@ -72,7 +72,7 @@ class QueryWords:
     query_words : np.ndarray
         ``(nq,)`` or ``(nq, k) int`` word ids of the query's features (``k`` > 1 with multiple
         assignment; ``-1`` entries are ignored). The words of one row must be distinct, as
-        :meth:`vbow.vocabulary.Vocabulary.quantize_multi` returns them.
+        :meth:`vbow.vocab.vocabulary.Vocabulary.quantize_multi` returns them.
     max_fanout : int
         Skip words that occur more than this many times in the query or in a catalog image.
 

@@ -20,7 +20,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from .errors import InvalidInputError
+from vbow.errors import InvalidInputError
 
 __all__ = ["ColourHistogram", "bhattacharyya"]
 

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DatasetError
+from vbow.errors import DatasetError
 
 __all__ = ["DatasetImage", "Dataset", "load_source", "read_groundtruth", "scan_folder",
            "IMAGE_EXTENSIONS", "ROLES"]

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .csr import offsets_from_counts
-from .errors import InvalidInputError
+from vbow.search.csr import offsets_from_counts
+from vbow.errors import InvalidInputError
 
 __all__ = ["KeypointStore", "encode_geometry", "decode_geometry", "MAX_COORD"]
 
@@ -168,9 +168,9 @@ class KeypointStore:
                 "kp_log_scale": block.log_scale, "kp_angle": block.angle}
 
     def bundle_arrays(self) -> dict[str, object]:
-        """Like :meth:`to_arrays`, but large arrays are :class:`vbow.bundle.LazyArray` objects
+        """Like :meth:`to_arrays`, but large arrays are :class:`vbow.persist.bundle.LazyArray` objects
         that write the blocks straight into the output files (no merged copy in memory)."""
-        from .bundle import LazyArray
+        from vbow.persist.bundle import LazyArray
         if len(self._blocks) <= 1:
             return self.to_arrays()
         counts = np.concatenate([np.diff(b.offsets) for b in self._blocks])

@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from .errors import UnknownOptionError
+from vbow.errors import UnknownOptionError
 
 __all__ = ["BURSTINESS", "burst", "bag_of_words", "tfidf"]
 

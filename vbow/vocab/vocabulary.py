@@ -25,9 +25,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .errors import InvalidInputError, NotFittedError
-from .clustering import kmajority, kmeans_l2, sq_l2_distances
-from .hamming import as_words64, hamming_distances
+from vbow.errors import InvalidInputError, NotFittedError
+from vbow.vocab.clustering import kmajority, kmeans_l2, sq_l2_distances
+from vbow.vocab.hamming import as_words64, hamming_distances
 
 __all__ = ["Vocabulary", "KMeansVocabulary", "HammingVocabulary", "DescriptorSampler",
            "make_vocabulary"]
@@ -464,7 +464,7 @@ class Vocabulary:
 class KMeansVocabulary(Vocabulary):
     """Vocabulary tree for float descriptors (128-d RootSIFT/SIFT), trained with k-means.
 
-    Both levels use k-means++ seeded Lloyd k-means (:func:`vbow.clustering.kmeans_l2`) with chunked
+    Both levels use k-means++ seeded Lloyd k-means (:func:`vbow.vocab.clustering.kmeans_l2`) with chunked
     float32 GEMMs. The coarse level is trained on a subsample of ``coarse_sample_per_cell`` points
     per cell, and the training sample itself is a bounded reservoir sample, so streams of
     millions of descriptors train in bounded memory and time.

@@ -8,9 +8,9 @@ import logging
 import sys
 from typing import Sequence
 
-from . import __version__
-from .config import PRESETS
-from .errors import VbowError
+from vbow import __version__
+from vbow.config import PRESETS
+from vbow.errors import VbowError
 
 __all__ = ["main"]
 
@@ -18,8 +18,8 @@ logger = logging.getLogger(__name__)
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from .datasets import load_source
-    from .index import ImageIndex
+    from vbow.eval.datasets import load_source
+    from vbow.index import ImageIndex
 
     dataset = load_source(args.source)
     catalog = dataset.catalog
@@ -38,8 +38,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    from .index import ImageIndex
-    from .results import ImageFailure
+    from vbow.index import ImageIndex
+    from vbow.results import ImageFailure
 
     index = ImageIndex.load(args.index)
     status = 0
@@ -65,7 +65,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate
+    from vbow.eval.evaluate import evaluate
 
     report = evaluate(args.dataset, args.distractors or (), preset=args.preset)
     ns = "-" if report.ns is None else f"{report.ns:.3f}"
@@ -87,7 +87,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from vbow.apps.demo import run_demo
 
     summary = run_demo(n_products=args.products, preset=args.preset, seed=args.seed,
                        out=None if args.no_output else args.out)

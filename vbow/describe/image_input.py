@@ -15,8 +15,8 @@ from typing import Union
 import cv2
 import numpy as np
 
-from .errors import ImageDecodeError, ImageError, InvalidInputError
-from .jpeg_header import is_jpeg, jpeg_looks_truncated, read_jpeg_header
+from vbow.errors import ImageDecodeError, ImageError, InvalidInputError
+from vbow.describe.jpeg_header import is_jpeg, jpeg_looks_truncated, read_jpeg_header
 
 __all__ = ["ImageInput", "read_image", "load_image", "decode_image", "to_bgr8", "apply_orientation",
            "resize_max_side", "source_name"]

@@ -15,12 +15,12 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
-from .colour import ColourHistogram
-from .errors import ImageError
-from .features import FeatureExtractor, Features
-from .image_input import ImageInput, load_image, source_name
-from .progress import Progress
-from .results import ImageFailure
+from vbow.describe.colour import ColourHistogram
+from vbow.errors import ImageError
+from vbow.describe.features import FeatureExtractor, Features
+from vbow.describe.image_input import ImageInput, load_image, source_name
+from vbow.progress import Progress
+from vbow.results import ImageFailure
 
 __all__ = ["ImageFeatures", "Extractor", "extract_many", "upscale_min_side"]
 

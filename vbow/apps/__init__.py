@@ -1,0 +1,1 @@
+"""Applications on the public API: the command line, the demo, drawing."""

@@ -1,0 +1,1 @@
+"""Describing images: decoding, local features, colour signatures (OpenCV lives here)."""

@@ -1,0 +1,1 @@
+"""Evaluation: datasets, protocols and metrics."""

@@ -1,0 +1,1 @@
+"""Persistence: the versioned bundle format and the index schema."""

@@ -1,0 +1,1 @@
+"""Geometric verification: per-image words and geometry, correspondences, RANSAC."""

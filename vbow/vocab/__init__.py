@@ -1,0 +1,1 @@
+"""Visual vocabularies: k-means and Hamming-space trees, their training and the IDF."""
