@@ -27,6 +27,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from vbow.errors import BundleError, BundleFormatError, BundleVersionError
+from vbow.search.lazy_array import LazyArray
 
 __all__ = ["save_bundle", "load_bundle", "LazyArray", "MANIFEST"]
 
@@ -35,44 +36,6 @@ logger = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 
 
-class LazyArray:
-    """An array :func:`save_bundle` writes by letting ``fill`` write into the memory-mapped
-    output file, so a large array assembled from parts never exists whole in memory.
-
-    Parameters
-    ----------
-    shape : tuple of int
-        Shape of the array.
-    dtype : np.dtype
-        Its dtype (stored little-endian).
-    fill : callable
-        ``fill(out)`` writes every element of ``out``, a writable ``shape``/``dtype`` array.
-    """
-
-    def __init__(self, shape: tuple[int, ...], dtype: np.dtype,
-                 fill: Callable[[np.ndarray], Any]) -> None:
-        self.shape = tuple(int(s) for s in shape)
-        self.dtype = np.dtype(dtype)
-        self.fill = fill
-
-    def materialize(self) -> np.ndarray:
-        """The whole array in memory."""
-        out = np.empty(self.shape, self.dtype)
-        self.fill(out)
-        return out
-
-    @classmethod
-    def concatenate(cls, parts: Sequence[np.ndarray]) -> "LazyArray":
-        """The concatenation of ``parts`` along axis 0, written part by part."""
-        parts = list(parts)
-        shape = (sum(p.shape[0] for p in parts),) + tuple(parts[0].shape[1:])
-
-        def fill(out: np.ndarray) -> None:
-            at = 0
-            for p in parts:
-                out[at:at + p.shape[0]] = p
-                at += p.shape[0]
-        return cls(shape, parts[0].dtype, fill)
 
 
 def _write_lazy(target: Path, array: LazyArray) -> None:

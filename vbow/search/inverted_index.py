@@ -486,12 +486,12 @@ class InvertedIndex:
         return {"word_offsets": seg.word_offsets, "postings": seg.postings, "norms": self.norms}
 
     def bundle_arrays(self) -> dict[str, object]:
-        """Like :meth:`to_arrays`, but the postings are a :class:`vbow.persist.bundle.LazyArray` that
+        """Like :meth:`to_arrays`, but the postings are a :class:`vbow.search.lazy_array.LazyArray` that
         merges the segments straight into the output file (no merged copy in memory).
 
         Removed documents must have been dropped first (:meth:`renumber`).
         """
-        from vbow.persist.bundle import LazyArray
+        from vbow.search.lazy_array import LazyArray
         if len(self.segments) <= 1:
             return self.to_arrays()
         offsets = offsets_from_counts(np.sum([s.word_counts() for s in self.segments], axis=0))

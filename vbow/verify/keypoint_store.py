@@ -168,9 +168,9 @@ class KeypointStore:
                 "kp_log_scale": block.log_scale, "kp_angle": block.angle}
 
     def bundle_arrays(self) -> dict[str, object]:
-        """Like :meth:`to_arrays`, but large arrays are :class:`vbow.persist.bundle.LazyArray` objects
+        """Like :meth:`to_arrays`, but large arrays are :class:`vbow.search.lazy_array.LazyArray` objects
         that write the blocks straight into the output files (no merged copy in memory)."""
-        from vbow.persist.bundle import LazyArray
+        from vbow.search.lazy_array import LazyArray
         if len(self._blocks) <= 1:
             return self.to_arrays()
         counts = np.concatenate([np.diff(b.offsets) for b in self._blocks])
