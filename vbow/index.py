@@ -480,6 +480,64 @@ class ImageIndex:
         self._field_cache.clear()
         self._idf = None
 
+    def extend(self, other: "ImageIndex") -> int:
+        """Append another index's live images, in its order, after this index's images.
+
+        Both indexes must hold the same vocabulary (an index built from a copy of this one's
+        vocabulary bundle, e.g. one segment of a segmented build). Words, keypoint geometry (as
+        stored), colour, size, scale, keys and metadata are copied; postings are rebuilt from the
+        copied words, so the result equals adding the same images here directly.
+
+        Returns
+        -------
+        int
+            Number of images appended.
+
+        Raises
+        ------
+        InvalidInputError
+            The vocabularies differ, or a key of ``other`` is already in this index.
+        """
+        vocab = self._require_fitted()
+        theirs = other._require_fitted()
+        mine_a, theirs_a = vocab.to_arrays(), theirs.to_arrays()
+        if type(vocab) is not type(theirs) or mine_a.keys() != theirs_a.keys() or not all(
+                np.array_equal(mine_a[k], theirs_a[k]) for k in mine_a):
+            raise InvalidInputError(f"cannot extend: the other index has a different vocabulary "
+                                    f"({theirs.n_words_} words vs {vocab.n_words_} here, or other "
+                                    f"centroids / IDF)")
+        if other._index is None or len(other) == 0:
+            return 0
+        keep = np.asarray(other._index.alive, dtype=bool)
+        ids = np.flatnonzero(keep)
+        keys = [other._keys[i] for i in ids.tolist()]
+        existing = self._key_map()
+        clash = [k for k in keys if k in existing]
+        if clash:
+            raise InvalidInputError(f"key {clash[0]!r} is already indexed; remove() it first")
+        if self._index is None:
+            self._index = InvertedIndex(vocab.n_words_, self.config.burstiness)
+            self._store = KeypointStore(vocab.n_words_)
+        store = KeypointStore(vocab.n_words_)
+        store.extend(other._store, keep)
+        flat = store.to_arrays()
+        first = self._index.n_docs
+        self._index.add_words(flat["kp_offsets"], flat["kp_words"].astype(np.int64), vocab.idf_)
+        self._store.extend(store)
+        self._colour = np.concatenate([self._colour, np.asarray(other._colour)[ids]])
+        self._scale = np.concatenate([self._scale, np.asarray(other._scale)[ids]])
+        self._size = np.concatenate([self._size, np.asarray(other._size)[ids]])
+        if isinstance(self._keys, StringTable):
+            self._keys = self._keys.to_list()
+            self._meta = self._meta.to_list()
+        self._keys.extend(keys)
+        self._meta.extend(other._meta[i] for i in ids.tolist())
+        if self._key_to_id is not None:
+            self._key_to_id.update({k: first + i for i, k in enumerate(keys)})
+        self._field_cache.clear()
+        self._idf = None
+        return len(keys)
+
     def remove(self, keys: Sequence[str] | str) -> int:
         """Remove images by key. Unknown keys raise ``KeyError`` before anything is removed.
 

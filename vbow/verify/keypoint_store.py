@@ -127,6 +127,41 @@ class KeypointStore:
             self._blocks = [self._merged()]
             self._block_starts = [0]
 
+    def extend(self, other: "KeypointStore", keep: np.ndarray | None = None) -> None:
+        """Append another store's images as stored (no re-encoding of the geometry).
+
+        Parameters
+        ----------
+        other : KeypointStore
+            A store over the same vocabulary size.
+        keep : np.ndarray, optional
+            ``(other.n_images,) bool``: append only these images, in order (default: all).
+        """
+        if other.n_words != self.n_words:
+            raise InvalidInputError(f"cannot extend a store over {self.n_words} words with one over "
+                                    f"{other.n_words}")
+        if other.n_images == 0:
+            return
+        block = other._merged()
+        if keep is not None:
+            keep = np.asarray(keep, dtype=bool)
+            if keep.shape != (other.n_images,):
+                raise InvalidInputError(f"keep must be ({other.n_images},) bool; got {keep.shape}")
+            counts = np.diff(block.offsets)
+            mask = np.repeat(keep, counts)
+            block = _Block(offsets_from_counts(counts[keep]), block.words[mask], block.xy[mask],
+                           block.log_scale[mask], block.angle[mask])
+        n = int(block.offsets.shape[0] - 1)
+        if n == 0:
+            return
+        self._blocks.append(_Block(block.offsets - block.offsets[0], block.words, block.xy,
+                                   block.log_scale, block.angle))
+        self._block_starts.append(self.n_images)
+        self.n_images += n
+        if len(self._blocks) > 64:
+            self._blocks = [self._merged()]
+            self._block_starts = [0]
+
     def _merged(self) -> _Block:
         if len(self._blocks) == 1:
             return self._blocks[0]
