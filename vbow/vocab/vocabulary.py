@@ -26,6 +26,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from vbow.errors import InvalidInputError, NotFittedError
+from vbow.progress import Progress
 from vbow.vocab.clustering import kmajority, kmeans_l2, sq_l2_distances
 from vbow.vocab.hamming import as_words64, hamming_distances
 
@@ -192,7 +193,7 @@ class Vocabulary:
 
     # ------------------------------------------------------------------------------- training
     def fit(self, descriptors: np.ndarray | Sequence[np.ndarray], *,
-            max_samples: int = 1_000_000) -> "Vocabulary":
+            max_samples: int = 1_000_000, progress: bool | None = None) -> "Vocabulary":
         """Learn the word tree from descriptors.
 
         Parameters
@@ -202,6 +203,9 @@ class Vocabulary:
             ``max_samples`` rows are used (a seeded uniform sample, see :class:`DescriptorSampler`).
         max_samples : int
             Cap on the training sample.
+        progress : bool or None
+            Show a bar over the coarse cells being clustered (None: see
+            :func:`vbow.progress.progress_enabled`).
 
         Returns
         -------
@@ -231,6 +235,7 @@ class Vocabulary:
         bounds = np.concatenate(([0], np.cumsum(counts)))
         words, offsets = [], [0]
         seeds = rng.integers(2**31, size=coarse.shape[0])
+        bar = Progress(coarse.shape[0], "vocabulary", progress)
         for c in range(coarse.shape[0]):
             members = x[order[bounds[c]:bounds[c + 1]]]
             k = min(branching, members.shape[0] // self.min_points_per_word)
@@ -242,6 +247,8 @@ class Vocabulary:
                 cell_words = self._cluster(members, k, int(seeds[c]), False)
             words.append(cell_words)
             offsets.append(offsets[-1] + cell_words.shape[0])
+            bar.update()
+        bar.close()
         self.coarse_ = np.ascontiguousarray(coarse)
         self.words_ = np.ascontiguousarray(np.concatenate(words, axis=0))
         self.cell_offsets_ = np.asarray(offsets, dtype=np.int64)
