@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from conftest import SHARED_DATASETS
+from hypothesis import given
+from hypothesis import strategies as st
 
-from vbow.eval.datasets import ROLES, load_source, read_groundtruth, scan_folder
+from vbow.eval.datasets import ROLES, load_source, read_groundtruth, read_manifest, scan_folder
 from vbow.errors import DatasetError
 
 
@@ -133,3 +136,128 @@ def test_groundtruth_with_a_byte_order_mark(tmp_path):
     csv_path.write_bytes("image,group,role\nä.jpg,1,db\n".encode("utf-8-sig"))
     ds = read_groundtruth(csv_path)
     assert [im.relative for im in ds.images] == ["ä.jpg"]
+
+
+# --------------------------------------------------------------------------- safety and manifests
+
+def test_scan_includes_gif(tmp_path):
+    write(tmp_path / "imgs" / "anim.GIF", "x")
+    write(tmp_path / "imgs" / "still.gif", "x")
+    assert [im.relative for im in scan_folder(tmp_path / "imgs").images] == ["anim.GIF", "still.gif"]
+
+
+def test_scan_reports_links_it_does_not_follow(tmp_path):
+    root = tmp_path / "imgs"
+    write(root / "real.jpg", "x")
+    write(tmp_path / "outside" / "secret.jpg", "x")
+    (root / "sub").mkdir()
+    (root / "sub" / "inside-link.jpg").symlink_to(root / "real.jpg")       # stays inside: kept
+    (root / "escape.jpg").symlink_to(tmp_path / "outside" / "secret.jpg")  # leaves the folder
+    (root / "dangling.png").symlink_to(root / "gone.png")
+    (root / "linked-dir").symlink_to(tmp_path / "outside", target_is_directory=True)
+    os.mkfifo(root / "pipe.jpg")
+    ds = scan_folder(root)
+    assert [im.relative for im in ds.images] == ["real.jpg", "sub/inside-link.jpg"]
+    reasons = {Path(s.split(": ", 1)[0]).name: s.split(": ", 1)[1] for s in ds.skipped}
+    assert set(reasons) == {"escape.jpg", "dangling.png", "linked-dir", "pipe.jpg"}
+    assert "outside" in reasons["escape.jpg"]
+    assert "dangling" in reasons["dangling.png"] and "gone.png" in reasons["dangling.png"]
+    assert "not a regular file" in reasons["pipe.jpg"]
+    assert "not entered" in reasons["linked-dir"]
+    assert not any("secret" in im.relative for im in ds.images)
+
+
+@pytest.mark.parametrize("rel", ["../x.jpg", "a/../../x.jpg", "/etc/passwd", "C:\\x.jpg",
+                                 "c:x.jpg", "\\\\server\\share\\x.jpg", "a/..\\..\\x.jpg",
+                                 "sub/escape.jpg", "bad\x00name.jpg"])
+@pytest.mark.parametrize("kind", ["groundtruth", "manifest"])
+def test_csv_paths_must_stay_in_the_folder(tmp_path, rel, kind):
+    root = tmp_path / "set"
+    write(tmp_path / "x.jpg", "x")
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "escape.jpg").symlink_to(tmp_path / "x.jpg")
+    if kind == "groundtruth":
+        text = f"image,group,role\nok.jpg,1,db\n\"{rel}\",1,db\n"
+    else:
+        text = f"key,path\nk1,ok.jpg\nk2,\"{rel}\"\n"
+    csv_path = write(root / f"{kind}.csv", text)
+    with pytest.raises(DatasetError) as info:
+        load_source(csv_path)
+    assert f"{csv_path}:3" in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+SEGMENTS = st.sampled_from(["a", "b", "..", ".", "c.jpg", "", "link", "d.png"])
+
+
+@given(parts=st.lists(SEGMENTS, min_size=1, max_size=5), absolute=st.booleans())
+def test_accepted_csv_paths_resolve_inside_the_folder(tmp_path_factory, parts, absolute):
+    """Property: a groundtruth path is refused, or it resolves inside the csv's folder."""
+    base = tmp_path_factory.mktemp("prop")
+    root = base / "set"
+    root.mkdir()
+    (root / "link").symlink_to(base, target_is_directory=True)          # a link out of the set
+    rel = ("/" if absolute else "") + "/".join(parts)
+    if not rel.strip("/"):
+        return
+    csv_path = write(root / "groundtruth.csv", f"image,group,role\n\"{rel}\",1,db\n")
+    try:
+        ds = read_groundtruth(csv_path)
+    except DatasetError:
+        return
+    assert not absolute and ".." not in parts and "link" not in parts
+    (image,) = ds.images
+    assert image.path.resolve().is_relative_to(root.resolve())
+
+
+def test_read_manifest_keys_and_metadata(tmp_path):
+    csv_path = write(tmp_path / "shop" / "catalog.csv",
+                     "key,path,category,brand\n"
+                     "SKU-1,img/a.jpg,tea,Acme\n"
+                     "SKU-2, img/b.png ,coffee,\n"
+                     "\n"
+                     "SKU-ä,img/c.gif,,Björk\n")
+    ds = load_source(csv_path)
+    assert ds == read_manifest(csv_path)
+    assert [im.catalog_key for im in ds.images] == ["SKU-1", "SKU-2", "SKU-ä"]
+    assert [im.relative for im in ds.images] == ["img/a.jpg", "img/b.png", "img/c.gif"]
+    assert ds.images[1].path == tmp_path / "shop" / "img" / "b.png"
+    assert [dict(im.metadata) for im in ds.images] == [
+        {"category": "tea", "brand": "Acme"}, {"category": "coffee"}, {"brand": "Björk"}]
+    assert all(im.role == "db" for im in ds.images) and len(ds.catalog) == 3 and not ds.queries
+
+
+def test_manifest_without_key_column_keys_by_path(tmp_path):
+    csv_path = write(tmp_path / "m.csv", "path,colour\nx/1.jpg,red\n2.jpg,blue\n")
+    ds = load_source(csv_path)
+    assert [im.catalog_key for im in ds.images] == ["x/1.jpg", "2.jpg"]
+    assert [im.key for im in ds.images] == ["x/1.jpg", "2.jpg"]
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("key,file\nk,a.jpg\n", "'path' column"),
+    ("key,path,key\nk,a.jpg,k\n", "more than once"),
+    ("key,path,\nk,a.jpg,x\n", "empty column name"),
+    ("key,path\nk,a.jpg\nk,b.jpg\n", "already used on line 2"),
+    ("key,path\nk,a.jpg,extra\n", "expected 2 columns"),
+    ("key,path\nk,\n", "empty path"),
+    ("key,path\n,a.jpg\n", "empty key"),
+])
+def test_manifest_errors(tmp_path, text, fragment):
+    csv_path = write(tmp_path / "m.csv", text)
+    with pytest.raises(DatasetError, match=fragment) as info:
+        read_manifest(csv_path)
+    assert str(csv_path) in str(info.value)
+
+
+def test_a_csv_of_neither_kind_is_refused(tmp_path):
+    csv_path = write(tmp_path / "notes.csv", "name,size\na,1\n")
+    with pytest.raises(DatasetError, match="neither"):
+        load_source(csv_path)
+
+
+def test_a_csv_that_is_not_utf8_is_a_dataset_error(tmp_path):
+    csv_path = tmp_path / "groundtruth.csv"
+    csv_path.write_bytes("image,group,role\ncafé.jpg,1,db\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match="UTF-8"):
+        read_groundtruth(csv_path)
