@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from vbow.describe.colour import ColourHistogram
 from vbow.errors import InvalidInputError, UnknownOptionError
 from vbow.describe.features import METHODS
@@ -80,6 +82,13 @@ class Config:
     Other
         ``random_state`` (every random choice), ``n_jobs`` (feature extraction processes; -1 =
         all cores).
+    Image input
+        ``max_pixels``: encoded images (and ``PIL.Image`` objects) whose header declares more
+        than this many pixels (width x height, at full resolution) are refused before decoding,
+        with :class:`vbow.errors.ImageTooLargeError`; the default, 89,478,485, is Pillow's
+        decompression-bomb threshold (about 9460 x 9460); ``None`` leaves only OpenCV's limit
+        (2^30). ``max_file_bytes``: files and file objects longer than this are refused
+        (default 512 MiB). Arrays already in memory are not limited.
     """
 
     method: str = "sift"
@@ -109,6 +118,8 @@ class Config:
     query_expansion: int = 3
     random_state: int = 0
     n_jobs: int = -1
+    max_pixels: int | None = 89_478_485
+    max_file_bytes: int = 1 << 29
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -129,6 +140,14 @@ class Config:
             raise InvalidInputError(f"min_side must be in 0..max_side; got {self.min_side}")
         if self.max_side > 4095:
             raise InvalidInputError(f"max_side must be <= 4095 (keypoint storage); got {self.max_side}")
+        for name in ("max_pixels", "max_file_bytes"):
+            value = getattr(self, name)
+            if value is None and name == "max_pixels":
+                continue
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise InvalidInputError(f"{name} must be an integer >= 1"
+                                        f"{' or None' if name == 'max_pixels' else ''}; "
+                                        f"got {value!r}")
         if self.max_postings is not None and self.max_postings < 1:
             raise InvalidInputError(f"max_postings must be >= 1 or None; got {self.max_postings}")
         if int(self.query_expansion) < 0:

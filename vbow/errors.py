@@ -12,6 +12,8 @@ __all__ = [
     "VbowError",
     "ImageError",
     "ImageDecodeError",
+    "ImageTooLargeError",
+    "ImageTypeError",
     "InvalidInputError",
     "NotFittedError",
     "BundleError",
@@ -50,6 +52,14 @@ class ImageError(VbowError, ValueError):
 
 class ImageDecodeError(ImageError):
     """The bytes are empty, truncated, corrupt, or not an image format OpenCV can decode."""
+
+
+class ImageTooLargeError(ImageError):
+    """The file or the image it declares exceeds ``Config.max_file_bytes`` / ``max_pixels``."""
+
+
+class ImageTypeError(ImageError, InvalidInputError, TypeError):
+    """An item given as an image is not a kind of image input vbow accepts (None, an int, ...)."""
 
 
 class NotFittedError(VbowError, ValueError, AttributeError):

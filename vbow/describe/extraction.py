@@ -3,6 +3,11 @@
 :func:`extract_many` runs it over many inputs, in parallel worker processes (joblib) when there
 are enough of them, yielding each image's result or its failure in input order, so a batch job
 reports bad files and carries on.
+
+Failures are per item: a bad file, an unreadable header, an OpenCV error or an item that is not an
+image at all (None, a number) becomes an :class:`~vbow.results.ImageFailure` naming that item,
+and the rest of the batch goes on. File objects and ``PIL.Image`` objects are read in the calling
+process (they cannot be sent to worker processes); everything else is read by the workers.
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ import cv2
 import numpy as np
 
 from vbow.describe.colour import ColourHistogram
-from vbow.errors import ImageError
+from vbow.errors import ImageError, ImageTooLargeError, InvalidInputError
 from vbow.describe.features import FeatureExtractor, Features
-from vbow.describe.image_input import ImageInput, load_image, source_name
+from vbow.describe.image_input import (DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, ImageInput,
+                                       load_image, source_name)
+from vbow.describe.image_sources import (is_binary_stream, is_pil_image, pil_to_array,
+                                         read_stream)
 from vbow.progress import Progress
 from vbow.results import ImageFailure
 
@@ -48,15 +56,30 @@ class ImageFeatures:
     colour: np.ndarray
     scale: float
 
+    @property
+    def has_features(self) -> bool:
+        """False for an image with no keypoints (black, uniform, tiny or a thin strip).
+
+        Such an image can be indexed (colour still describes it) but no visual word or
+        geometric check can ever match it; index reports and search results flag it.
+        """
+        return len(self.features) > 0
+
 
 @dataclass(frozen=True)
 class Extractor:
-    """Picklable bundle of the per-image settings."""
+    """Picklable bundle of the per-image settings.
+
+    ``max_pixels`` and ``max_file_bytes`` are the input limits of :func:`load_image` (see
+    ``Config.max_pixels`` / ``Config.max_file_bytes``).
+    """
 
     features: FeatureExtractor
     colour: ColourHistogram
     max_side: int
     min_side: int = 0
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
 
     def __call__(self, source: ImageInput, name: str | None = None) -> ImageFeatures:
         """Load and describe one image; raises :class:`vbow.errors.ImageError` for bad input.
@@ -66,11 +89,44 @@ class Extractor:
         enough keypoints. Colour is computed on the image as loaded.
         """
         label = source_name(source, name)
-        image, original = load_image(source, max_side=self.max_side, name=label)
-        colour = self.colour.compute(image)
-        image = upscale_min_side(image, self.min_side)
-        scale = max(original) / max(image.shape[:2])
-        return ImageFeatures(label, self.features.extract(image), colour, float(scale))
+        if isinstance(source, _Refused):
+            raise source.error
+        image, original = load_image(source, max_side=self.max_side, name=label,
+                                     max_pixels=self.max_pixels,
+                                     max_file_bytes=self.max_file_bytes)
+        try:
+            colour = self.colour.compute(image)
+            image = upscale_min_side(image, self.min_side)
+            scale = max(original) / max(image.shape[:2])
+            features = self.features.extract(image)
+        except (cv2.error, InvalidInputError) as exc:
+            raise ImageError(f"cannot describe the decoded image {image.shape}: {exc}",
+                             label) from None
+        except MemoryError:
+            raise ImageTooLargeError("ran out of memory describing the image", label) from None
+        return ImageFeatures(label, features, colour, float(scale))
+
+    def prepare(self, source: ImageInput, name: str) -> ImageInput:
+        """Read what cannot cross to a worker process: file objects to bytes, PIL images to arrays.
+
+        Errors are kept, to be raised for this item by :meth:`__call__` in the worker.
+        """
+        try:
+            if is_binary_stream(source):
+                return read_stream(source, self.max_file_bytes, name)
+            if is_pil_image(source):
+                return pil_to_array(source, self.max_pixels if self.max_pixels is not None
+                                    else 1 << 62, name)
+        except ImageError as exc:
+            return _Refused(exc)
+        return source
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """An item that failed while being prepared in the calling process."""
+
+    error: ImageError
 
 
 def upscale_min_side(image: np.ndarray, min_side: int) -> np.ndarray:
@@ -104,6 +160,10 @@ def _work_chunk(extractor: Extractor, sources: Sequence[ImageInput],
             out.append(extractor(source, name))
         except ImageError as exc:
             out.append(ImageFailure(name, str(exc), type(exc).__name__))
+        except Exception as exc:  # a bug, not bad input: report it, and keep the batch going
+            logger.error("unexpected error describing %s", name, exc_info=True)
+            out.append(ImageFailure(name, f"{name}: unexpected {type(exc).__name__}: {exc}",
+                                    type(exc).__name__))
     return out
 
 
@@ -124,7 +184,8 @@ def extract_many(extractor: Extractor, sources: Sequence[ImageInput], *, n_jobs:
     extractor : Extractor
         Per-image settings.
     sources : sequence of image inputs
-        Paths, bytes or arrays.
+        Paths, bytes, arrays, :class:`~vbow.describe.image_array.ImageArray`, ``PIL.Image`` or
+        binary file objects; any other item fails alone (:class:`vbow.errors.ImageTypeError`).
     n_jobs : int
         Worker processes (-1 = all cores, 1 = in this process).
     names : sequence of str, optional
@@ -138,6 +199,7 @@ def extract_many(extractor: Extractor, sources: Sequence[ImageInput], *, n_jobs:
         One per input, in order.
     """
     labels = [source_name(s, n) for s, n in zip(sources, names or [None] * len(sources))]
+    sources = [extractor.prepare(s, lab) for s, lab in zip(sources, labels)]
     jobs = resolve_jobs(n_jobs)
     chunks = [(sources[i:i + chunk], labels[i:i + chunk]) for i in range(0, len(sources), chunk)]
     with Progress(len(sources), description, progress) as bar:

@@ -20,6 +20,8 @@ __all__ = ["Features", "FeatureExtractor", "root_sift", "DESCRIPTOR_SHAPES", "em
 logger = logging.getLogger(__name__)
 
 FeatureMethod = Literal["sift", "orb"]
+#: Images narrower or shorter than this many pixels have no keypoints (not an error).
+MIN_SIDE = 4
 METHODS: tuple[str, ...] = ("sift", "orb")
 
 #: Descriptor width and dtype per method.
@@ -148,16 +150,25 @@ class FeatureExtractor:
         Returns
         -------
         Features
-            Possibly empty (an image with no texture has no keypoints; that is not an error).
+            Possibly empty (an image with no texture has no keypoints, nor one with a side
+            under :data:`MIN_SIDE` pixels; that is not an error).
         """
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3):
             got = f"{image.shape} {image.dtype}" if isinstance(image, np.ndarray) else type(image).__name__
             raise InvalidInputError(f"image must be (h, w, 3) or (h, w) uint8; got {got}")
+        if image.ndim == 3 and image.shape[2] != 3:
+            raise InvalidInputError(f"image must have 3 channels (BGR); got shape {image.shape}")
+        size = (int(image.shape[1]), int(image.shape[0]))
+        if min(size) < MIN_SIDE:  # no detector has room for a keypoint (ORB's pyramid fails)
+            return empty_features(self.method, size)
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-        size = (int(gray.shape[1]), int(gray.shape[0]))
         if self._detector is None:
             self._detector = self._make_detector()
-        kps, desc = self._detector.detectAndCompute(gray, None)
+        try:
+            kps, desc = self._detector.detectAndCompute(gray, None)
+        except cv2.error as exc:
+            raise InvalidInputError(f"OpenCV's {self.method} detector failed on a {size[0]}x"
+                                    f"{size[1]} image: {exc}") from None
         if desc is None or len(kps) == 0:
             return empty_features(self.method, size)
         if len(kps) > self.max_keypoints:  # SIFT may return a few extra on ties

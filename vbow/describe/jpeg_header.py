@@ -89,7 +89,7 @@ def read_jpeg_header(data: bytes | memoryview) -> JpegHeader:
     JpegHeader
         Frame size and EXIF orientation; ``orientation`` is 1 when absent.
     """
-    raw = bytes(data[: 1 << 20]) if len(data) > (1 << 20) else bytes(data)
+    raw = data if isinstance(data, bytes) else bytes(data)
     width = height = None
     orientation = 1
     i = 2
