@@ -130,11 +130,15 @@ class AddReport:
         Inputs skipped because they could not be read (each named, with the error).
     seconds : float
         Wall time.
+    no_features : tuple of str
+        Keys of added images that yielded no local features (black, uniform, 1x1, thin
+        strips): they are indexed, but only their colour can match them.
     """
 
     added: tuple[str, ...]
     failed: tuple[ImageFailure, ...]
     seconds: float
+    no_features: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
