@@ -237,3 +237,58 @@ def test_verify_pair_is_deterministic():
     assert a.inliers == b.inliers
     np.testing.assert_array_equal(a.transform, b.transform)
     np.testing.assert_array_equal(a.pairs, b.pairs)
+
+
+# ------------------------------------------------------------------------ no global RNG state
+def noisy_warp_cases():
+    """Known-warp correspondences with many random outlier pairs, so that the robust fits'
+    random sampling matters (one (query kp, db kp, pairs, model) tuple per case)."""
+    rng = np.random.default_rng(7)
+    cases = []
+    for seed, model in ((0, "homography"), (1, "affine"), (2, "similarity"), (3, "homography")):
+        v, fq, fp, pairs = verify_warp(product(seed), CASES["homography"], model)
+        extra = np.c_[rng.integers(0, len(fq), 3 * len(pairs)), rng.integers(0, len(fp), 3 * len(pairs))]
+        cases.append((fq.keypoints, fp.keypoints, np.unique(np.r_[pairs, extra], axis=0), model))
+    return cases
+
+
+def run_case(case):
+    q, d, pairs, model = case
+    return verify_pair(q, d, pairs, db_size=(320, 320), model=model, threshold=6.0,
+                       min_inliers=6, seed=0)
+
+
+def same_verification(a, b) -> bool:
+    return a.inliers == b.inliers and np.array_equal(a.pairs, b.pairs) and (
+        (a.transform is None and b.transform is None) or np.array_equal(a.transform, b.transform))
+
+
+def test_verification_leaves_opencvs_global_rng_alone():
+    """A draw from OpenCV's RNG after verifying equals the draw without verifying."""
+    cases = noisy_warp_cases()
+    cv2.setRNGSeed(12345)
+    expected = cv2.randu(np.zeros((1, 8), np.float32), 0, 1).copy()
+    cv2.setRNGSeed(12345)
+    for case in cases:
+        run_case(case)
+    got = cv2.randu(np.zeros((1, 8), np.float32), 0, 1)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_verification_ignores_the_global_rng_state():
+    cases = noisy_warp_cases()
+    reference = [run_case(c) for c in cases]
+    assert sum(r.inliers > 0 for r in reference) >= 3  # the cases do verify
+    for state in (1, 99, 2**31 - 1):
+        cv2.setRNGSeed(state)
+        cv2.randu(np.zeros((1, state % 7 + 1), np.float32), 0, 1)
+        assert all(same_verification(run_case(c), r) for c, r in zip(cases, reference))
+
+
+def test_concurrent_verification_equals_serial():
+    from concurrent.futures import ThreadPoolExecutor
+    cases = noisy_warp_cases() * 6
+    serial = [run_case(c) for c in cases]
+    with ThreadPoolExecutor(8) as pool:
+        parallel = list(pool.map(run_case, cases))
+    assert all(same_verification(a, b) for a, b in zip(parallel, serial))

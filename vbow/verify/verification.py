@@ -12,6 +12,13 @@
    for an affine or similarity transform. Inliers are counted one-to-one by location (features
    stacked on one point count once).
 
+Determinism and threads: nothing here reads or writes process-global state. The hypothesis
+subset comes from a numpy generator seeded per call, and OpenCV's robust fits used here draw
+from random generators of their own with a fixed initial state (USAC's ``randomGeneratorState``
+0; the classic RANSAC registrator's fixed-seed local RNG), not from ``cv::theRNG()``; so a
+call's result depends only on its arguments, and concurrent calls give what serial calls give
+(``tests/test_verification.py`` checks both, and that OpenCV's global RNG is left untouched).
+
 The result's ``transform`` maps catalog-image coordinates to query coordinates (both in the
 processed images' pixels; :class:`vbow.ImageIndex` converts to original pixels).
 """
@@ -216,7 +223,8 @@ def verify_pair(query_kp: np.ndarray, db_kp: np.ndarray, pairs: np.ndarray, *,
     min_inliers : int
         Fewer inliers than this report 0 inliers and no transform.
     seed : int
-        Seed for the hypothesis subset and OpenCV's RANSAC.
+        Seed for the hypothesis subset (OpenCV's robust fits are deterministic on their own;
+        see the module docstring).
 
     Returns
     -------
@@ -247,7 +255,6 @@ def verify_pair(query_kp: np.ndarray, db_kp: np.ndarray, pairs: np.ndarray, *,
         return fail
     src = d[candidate, :2].astype(np.float32)
     dst = q[candidate, :2].astype(np.float32)
-    cv2.setRNGSeed(seed)
     if model == "homography" and src.shape[0] >= 5:
         transform, _ = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, threshold, maxIters=2000,
                                           confidence=0.999)
