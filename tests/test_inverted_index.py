@@ -245,3 +245,29 @@ def test_term_weights_of_packed_postings_match_the_burstiness_rule(mode, seed, n
     assert got.dtype == np.float32 and got.shape == (n,)
     np.testing.assert_allclose(got, REF_BURST[mode](np.minimum(tf, TF_CAP).astype(np.float64)),
                                rtol=1e-6)
+
+
+class _NoOpenCV:
+    def __getattr__(self, name):
+        raise AssertionError(f"the search core called cv2.{name}")
+
+
+def test_scoring_never_touches_opencv(monkeypatch):
+    """Scoring (both accumulation paths) and the term weights work with cv2 unavailable."""
+    import sys
+
+    import vbow.search.inverted_index as inv
+    monkeypatch.setitem(sys.modules, "cv2", _NoOpenCV())
+    rng = np.random.default_rng(0)
+    docs = random_docs(rng, 300, 40)
+    offsets, words, counts = csr_batch(docs)
+    idf = rng.uniform(0.5, 3.0, 40).astype(np.float32)
+    index = InvertedIndex(40, "sqrt")
+    index.add(offsets, words, counts, idf)
+    q_words = np.arange(0, 40, 3)
+    q_tf = rng.uniform(0.5, 3, q_words.size).astype(np.float32)
+    w = tfidf(q_words, q_tf, idf, "sqrt")
+    want = dense_scores(docs, np.ones(300, bool), q_words, q_tf, idf, "sqrt")
+    np.testing.assert_allclose(index.scores(q_words, w, idf), want, rtol=1e-4, atol=1e-6)
+    monkeypatch.setattr(inv, "_SPARSE_MIN_POSTINGS", 1)  # the scipy path too
+    np.testing.assert_allclose(index.scores(q_words, w, idf), want, rtol=1e-4, atol=1e-6)
