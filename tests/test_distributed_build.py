@@ -250,3 +250,16 @@ def test_dask_build_survives_a_killed_worker(cluster, catalog_dir, segmented, tm
     assert report.added == segmented[1].added
     assert killed not in cluster.run(os.getpid).values()
     assert_same_index(segmented[0], out, cat.photos[:2])
+
+
+def test_cli_index_on_a_scheduler(cluster, catalog_dir, segmented, tmp_path, capsys):
+    from vbow.apps.cli import main
+
+    root, cat = catalog_dir
+    out = tmp_path / "cli.vbow"
+    code = main(["index", str(root / "manifest.csv"), "--out", str(out), "--scheduler",
+                 cluster.scheduler.address, "--batch-size", "3", "--preset", "sift"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "broken.png" in captured.err
+    assert ImageIndex.load(out).keys == ImageIndex.load(segmented[0]).keys
