@@ -82,7 +82,7 @@ def _parse_int(text: Any, what: str, default: int) -> int:
 
 async def _read_form(request: Request) -> Any:
     ctype = request.headers.get("content-type", "")
-    if not ctype.lower().startswith("multipart/form-data"):
+    if not ctype.lower().startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         raise Problem(415, "unsupported-media-type",
                       f"expected a multipart/form-data upload; got Content-Type {ctype[:80]!r}",
                       expected="multipart/form-data")
