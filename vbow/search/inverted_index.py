@@ -32,6 +32,14 @@ on large catalogs where word frequencies are Zipf-like.
 Scores are cosines of TF-IDF vectors (see :mod:`vbow.search.weighting`): the postings keep counts, and
 each document keeps its vector norm, so changing the IDF (``idf_source="database"``) only
 recomputes norms.
+
+Hamming embedding (optional, decided by the first batch added): each posting then also carries
+a 64-bit signature, in a ``(P,) uint64`` array parallel to the postings (8 bytes per posting);
+:meth:`InvertedIndex.add_words` makes it from the per-feature centred projected residuals of
+:mod:`vbow.vocab.embedding` by summing those of the posting's features and taking signs (ASMK*),
+and a query given its own per-word signatures weighs each posting by the selective kernel of the
+Hamming distance (:mod:`vbow.search.embedding`). Norms are unchanged (the kernel of a signature
+with itself is 1).
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ import numpy as np
 
 from vbow.search.csr import gather_ranges, offsets_from_counts
 from vbow.errors import InvalidInputError
+from vbow.search.embedding import N_BITS, kernel_weights, pack_signs
 from vbow.search.weighting import BURSTINESS, burst
 
 __all__ = ["PostingSegment", "InvertedIndex", "TF_CAP", "MAX_DOCS", "pack_postings",
@@ -100,12 +109,15 @@ class PostingSegment:
         ``postings[word_offsets[w]:word_offsets[w+1]]``.
     postings : np.ndarray
         ``(P,) uint32`` packed postings (see :func:`pack_postings`), ascending within each word.
+    signatures : np.ndarray or None
+        ``(P,) uint64`` Hamming-embedding signature of each posting, or None without embedding.
     """
 
     doc_start: int
     n_docs: int
     word_offsets: np.ndarray
     postings: np.ndarray
+    signatures: np.ndarray | None = None
 
     @property
     def n_postings(self) -> int:
@@ -150,6 +162,8 @@ class InvertedIndex:
         self.segments: list[PostingSegment] = []
         self.norms = np.zeros(0, dtype=np.float32)
         self.alive = np.zeros(0, dtype=bool)
+        #: whether postings carry Hamming-embedding signatures (None until the first batch)
+        self.has_signatures: bool | None = None
         self._inv: np.ndarray | None = None  # cached 1 / norms (see _inverse_norms)
         # burst weight of each stored tf code, computed by the same vectorised routine that
         # weighs a query's postings, so the document norms and the scores agree bit for bit
@@ -196,10 +210,11 @@ class InvertedIndex:
         order = np.argsort(words, kind="stable")  # stable: docs stay ascending within a word
         postings = pack_postings(doc_local[order] + start, counts[order])
         self._append(start, n, np.bincount(words, minlength=self.n_words), postings,
-                     words[order], doc_local[order], idf)
+                     words[order], doc_local[order], idf, None)
         return np.arange(start, start + n, dtype=np.int64)
 
-    def add_words(self, image_offsets: np.ndarray, words: np.ndarray, idf: np.ndarray) -> np.ndarray:
+    def add_words(self, image_offsets: np.ndarray, words: np.ndarray, idf: np.ndarray,
+                  embedding: np.ndarray | None = None) -> np.ndarray:
         """Append documents given as their raw per-feature word ids (with repeats).
 
         Equivalent to :meth:`add` with each document's bag of words, but with no per-document
@@ -214,6 +229,10 @@ class InvertedIndex:
             ``(F,) int`` word id of every feature.
         idf : np.ndarray
             ``(n_words,) float32`` IDF used for the document norms.
+        embedding : np.ndarray, optional
+            ``(F, 64) float32`` centred projected residual of every feature
+            (:meth:`vbow.vocab.embedding.HammingEmbedding.residuals`); each posting's signature
+            is the signs of the sum over its features. Either every batch has one or none.
 
         Returns
         -------
@@ -223,6 +242,9 @@ class InvertedIndex:
         image_offsets = np.asarray(image_offsets, dtype=np.int64)
         words = np.asarray(words)
         n = self._check_batch(image_offsets, words)
+        if embedding is not None and np.shape(embedding) != (words.shape[0], N_BITS):
+            raise InvalidInputError(f"embedding must be ({words.shape[0]}, {N_BITS}); got "
+                                    f"{np.shape(embedding)}")
         sort_dtype = np.uint16 if self.n_words <= 1 << 16 else np.int64
         start = self.n_docs
         order = np.argsort(words.astype(sort_dtype), kind="stable")
@@ -238,7 +260,16 @@ class InvertedIndex:
         tf = np.diff(np.append(firsts, w_sorted.shape[0]))
         w_u, d_u = w_sorted[firsts], doc_sorted[firsts]
         postings = pack_postings(d_u + start, tf)
-        self._append(start, n, np.bincount(w_u, minlength=self.n_words), postings, w_u, d_u, idf)
+        signatures = None
+        if embedding is not None:
+            signatures = np.zeros(firsts.shape[0], dtype=np.uint64)
+            for s in range(0, firsts.shape[0], 1 << 18):  # bounded (chunk, 64) temporaries
+                e = min(s + (1 << 18), firsts.shape[0])
+                lo, hi = int(firsts[s]), int(firsts[e]) if e < firsts.shape[0] else w_sorted.shape[0]
+                part = np.asarray(embedding[order[lo:hi]], dtype=np.float32)
+                signatures[s:e] = pack_signs(np.add.reduceat(part, firsts[s:e] - lo, axis=0))
+        self._append(start, n, np.bincount(w_u, minlength=self.n_words), postings, w_u, d_u, idf,
+                     signatures)
         return np.arange(start, start + n, dtype=np.int64)
 
     def _check_batch(self, offsets: np.ndarray, words: np.ndarray) -> int:
@@ -257,9 +288,19 @@ class InvertedIndex:
             raise InvalidInputError(f"word ids must be in 0..{self.n_words - 1}")
 
     def _append(self, start: int, n: int, per_word: np.ndarray, postings: np.ndarray,
-                words: np.ndarray, doc_local: np.ndarray, idf: np.ndarray) -> None:
+                words: np.ndarray, doc_local: np.ndarray, idf: np.ndarray,
+                signatures: np.ndarray | None) -> None:
         """Store one segment (postings already in word order) and its documents' norms."""
-        self.segments.append(PostingSegment(start, n, offsets_from_counts(per_word), postings))
+        with_sig = signatures is not None
+        if self.has_signatures is None or (not self.segments and self.n_docs == 0):
+            self.has_signatures = with_sig
+        elif self.has_signatures != with_sig:
+            raise InvalidInputError(
+                "this index's postings " + ("carry" if self.has_signatures else "have no") +
+                " Hamming-embedding signatures; a batch " + ("with" if with_sig else "without") +
+                " them cannot be added")
+        self.segments.append(PostingSegment(start, n, offsets_from_counts(per_word), postings,
+                                            signatures))
         code = (postings & _TF_MASK).astype(np.intp)
         contrib = (self._tf_table[code] * idf[words]).astype(np.float64) ** 2
         norms = np.sqrt(np.bincount(doc_local, weights=contrib, minlength=n)).astype(np.float32)
@@ -279,12 +320,14 @@ class InvertedIndex:
         self.alive[ids] = False
         self._inv = None
 
-    def _merge_into(self, out: np.ndarray, keep: list[np.ndarray] | None = None) -> np.ndarray:
+    def _merge_into(self, out: np.ndarray, keep: list[np.ndarray] | None = None,
+                    field: str = "postings") -> np.ndarray:
         """Write the merged postings of every segment into ``out``; returns merged word offsets.
 
         ``keep`` (one bool mask per segment) drops postings; ``out`` must have room for the kept
         postings. Each segment's postings move as whole per-word runs, in segment order, so every
-        word's postings stay sorted by document.
+        word's postings stay sorted by document. ``field="signatures"`` merges the signatures
+        the same way.
         """
         per_word = []
         for i, seg in enumerate(self.segments):
@@ -296,7 +339,8 @@ class InvertedIndex:
         offsets = offsets_from_counts(total)
         filled = offsets[:-1].copy()  # where the next segment's postings for each word go
         for i, (seg, counts) in enumerate(zip(self.segments, per_word)):
-            src = seg.postings if keep is None else seg.postings[keep[i]]
+            arr = getattr(seg, field)
+            src = arr if keep is None else arr[keep[i]]
             seg_offsets = offsets_from_counts(counts)
             # destination of the j-th kept posting of word w: filled[w] + (j - seg_offsets[w])
             dest = np.repeat(filled - seg_offsets[:-1], counts) + np.arange(src.shape[0])
@@ -312,7 +356,11 @@ class InvertedIndex:
         keep = [self.alive[seg.docs] for seg in self.segments]
         out = np.empty(int(sum(int(k.sum()) for k in keep)), dtype=np.uint32)
         offsets = self._merge_into(out, keep)
-        self.segments = [PostingSegment(0, self.n_docs, offsets, out)]
+        sig = None
+        if self.has_signatures:
+            sig = np.empty(out.shape[0], dtype=np.uint64)
+            self._merge_into(sig, keep, "signatures")
+        self.segments = [PostingSegment(0, self.n_docs, offsets, out, sig)]
 
     def renumber(self, keep: np.ndarray) -> np.ndarray:
         """Drop removed document slots and renumber the rest in order.
@@ -407,15 +455,35 @@ class InvertedIndex:
         return np.sort(order[within])
 
     def score_query(self, words: np.ndarray, weights: np.ndarray, idf: np.ndarray, *,
-                    max_postings: int | None = None) -> tuple[np.ndarray, int]:
-        """:meth:`scores` and the number of postings it read."""
+                    max_postings: int | None = None, signatures: np.ndarray | None = None,
+                    kernel: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+        """:meth:`scores` and the number of postings it read.
+
+        With ``signatures`` (``(m,) uint64``, one per query word, see
+        :func:`vbow.search.embedding.aggregate_query`) and ``kernel`` (``(65,) float32``, see
+        :func:`vbow.search.embedding.selective_kernel`), each posting's term is multiplied by
+        the kernel of the Hamming distance between its signature and its query word's; the
+        index must carry signatures.
+        """
         words = np.asarray(words, dtype=np.int64)
         weights = np.asarray(weights, dtype=np.float32)
         if words.shape != weights.shape:
             raise InvalidInputError("words and weights must have the same shape")
         self._check_word_ids(words)
+        use_he = signatures is not None
+        if use_he:
+            signatures = np.asarray(signatures, dtype=np.uint64)
+            if signatures.shape != words.shape:
+                raise InvalidInputError(f"query signatures must be {words.shape}; got {signatures.shape}")
+            if kernel is None or np.shape(kernel) != (N_BITS + 1,):
+                raise InvalidInputError(f"a ({N_BITS + 1},) kernel is needed with query signatures")
+            if self.segments and not self.has_signatures:
+                raise InvalidInputError("this index's postings carry no Hamming-embedding signatures")
+            kernel = np.asarray(kernel, dtype=np.float32)
         chosen = self.select_words(words, weights, idf, max_postings)
         words, weights = words[chosen], weights[chosen]
+        if use_he:
+            signatures = signatures[chosen]
         word_weight = (weights * idf[words]).astype(np.float32)
         total: np.ndarray | None = None
         touched = 0
@@ -429,11 +497,19 @@ class InvertedIndex:
             nz = np.flatnonzero(lengths)
             flat = seg.postings.view(np.ndarray)  # plain view: slicing a np.memmap is slow
             if nz.size <= 4096:  # contiguous slices: memcpy speed, no int64 position array
-                post = np.concatenate([flat[s:s + k] for s, k in
-                                       zip(starts[nz].tolist(), lengths[nz].tolist())])
+                spans = list(zip(starts[nz].tolist(), lengths[nz].tolist()))
+                post = np.concatenate([flat[s:s + k] for s, k in spans])
+                if use_he:
+                    sig_flat = seg.signatures.view(np.ndarray)
+                    sig = np.concatenate([sig_flat[s:s + k] for s, k in spans])
             else:
-                post = flat[gather_ranges(starts[nz], lengths[nz])]
+                positions = gather_ranges(starts[nz], lengths[nz])
+                post = flat[positions]
+                if use_he:
+                    sig = seg.signatures.view(np.ndarray)[positions]
             tf_weight = self._tf_weights(post)
+            if use_he:
+                tf_weight *= kernel_weights(sig, np.repeat(signatures[nz], lengths[nz]), kernel)
             docs = (post >> np.uint32(_TF_BITS)).view(np.int32)  # doc < 2**30: the same bits
             if _SPARSE_MIN_POSTINGS <= n < 1 << 31:
                 # one compiled pass: the postings as a (docs x words) CSC matrix times the word
@@ -500,7 +576,11 @@ class InvertedIndex:
         self.compact()
         seg = self.segments[0] if self.segments else PostingSegment(
             0, 0, np.zeros(self.n_words + 1, np.int64), np.zeros(0, np.uint32))
-        return {"word_offsets": seg.word_offsets, "postings": seg.postings, "norms": self.norms}
+        out = {"word_offsets": seg.word_offsets, "postings": seg.postings, "norms": self.norms}
+        if self.has_signatures:
+            out["signatures"] = seg.signatures if seg.signatures is not None else \
+                np.zeros(0, np.uint64)
+        return out
 
     def bundle_arrays(self) -> dict[str, object]:
         """Like :meth:`to_arrays`, but the postings are a :class:`vbow.search.lazy_array.LazyArray` that
@@ -513,7 +593,11 @@ class InvertedIndex:
             return self.to_arrays()
         offsets = offsets_from_counts(np.sum([s.word_counts() for s in self.segments], axis=0))
         merged = LazyArray((self.n_postings,), np.dtype(np.uint32), self._merge_into)
-        return {"word_offsets": offsets, "postings": merged, "norms": self.norms}
+        out = {"word_offsets": offsets, "postings": merged, "norms": self.norms}
+        if self.has_signatures:
+            out["signatures"] = LazyArray((self.n_postings,), np.dtype(np.uint64),
+                                          lambda target: self._merge_into(target, None, "signatures"))
+        return out
 
     @classmethod
     def from_arrays(cls, n_words: int, burstiness: str, arrays: dict[str, np.ndarray]) -> "InvertedIndex":
@@ -533,7 +617,12 @@ class InvertedIndex:
         if offsets.shape != (n_words + 1,) or int(offsets[-1]) != postings.shape[0] or \
                 postings.dtype != np.uint32:
             raise InvalidInputError("postings arrays are inconsistent with each other")
-        index.segments = [PostingSegment(0, int(norms.shape[0]), offsets, postings)]
+        signatures = arrays.get("signatures")
+        if signatures is not None and (signatures.shape != postings.shape or
+                                       signatures.dtype != np.uint64):
+            raise InvalidInputError("postings and signatures arrays are inconsistent")
+        index.segments = [PostingSegment(0, int(norms.shape[0]), offsets, postings, signatures)]
+        index.has_signatures = signatures is not None
         index.norms = norms
         index.alive = np.ones(norms.shape[0], dtype=bool)
         return index
