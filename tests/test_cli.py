@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vbow.apps.cli import main
@@ -115,9 +116,9 @@ def test_unknown_preset_is_a_usage_error(capsys):
 
 def test_evaluate_json(dataset, capsys):
     capsys.readouterr()
-    assert main(["evaluate", str(dataset), "--json"]) == 0
-    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.strip()]
-    report = json.loads(lines[-1])
+    assert main(["evaluate", str(dataset), "--json", "--no-progress"]) == 0
+    report = json.loads(capsys.readouterr().out)      # stdout holds nothing but the object
+    assert report["failed"] == []
     assert {"dataset", "n_db", "n_queries", "ns", "recall_at_1", "map", "seconds"} <= set(report)
     catalog, queries = groundtruth(dataset)
     assert report["dataset"] == dataset.name
@@ -136,3 +137,184 @@ def test_version(capsys):
         main(["--version"])
     assert info.value.code == 0
     assert vbow.__version__ in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- options and --json
+
+MY_COMMANDS = ("index", "query", "evaluate", "demo")
+
+
+def test_verbose_after_the_subcommand_counts():
+    from vbow.apps.cli import build_parser, verbosity
+
+    parser = build_parser()
+    assert verbosity(parser.parse_args(["query", "b.vbow", "x.jpg"])) == 0
+    assert verbosity(parser.parse_args(["query", "b.vbow", "x.jpg", "-v"])) == 1
+    assert verbosity(parser.parse_args(["-v", "query", "b.vbow", "x.jpg", "-v"])) == 2
+    assert verbosity(parser.parse_args(["evaluate", "-vv", "ds"])) == 2
+    assert verbosity(parser.parse_args(["-v", "demo"])) == 1
+
+
+def test_every_subcommand_takes_the_common_options_after_its_name(capsys):
+    from vbow.apps.cli import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert set(MY_COMMANDS) <= set(commands)
+    for name in commands:
+        with pytest.raises(SystemExit) as info:
+            parser.parse_args([name, "-v", "--no-progress", "--help"])
+        assert info.value.code == 0
+        text = capsys.readouterr().out
+        assert "-v, --verbose" in text and "--no-progress" in text, name
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["index", "--help"], ["(default: sift)", "(default: -1)"]),
+    (["query", "--help"], ["(default: 5)"]),
+    (["evaluate", "--help"], ["(default: sift)", "(default: 100)"]),
+    (["demo", "--help"], ["(default: 100)", "(default: 2)", "(default: sift)", "(default: 0)",
+                          "(default: vbow-demo)"]),
+])
+def test_help_shows_the_defaults(argv, expected, capsys):
+    with pytest.raises(SystemExit):
+        main(argv)
+    text = " ".join(capsys.readouterr().out.split())     # undo line wrapping
+    for fragment in expected:
+        assert fragment in text, (argv, fragment)
+    assert "(default: None)" not in text and "(default: False)" not in text
+
+
+def test_progress_flags():
+    from vbow.apps.cli import build_parser, progress_setting
+
+    parser = build_parser()
+    assert progress_setting(parser.parse_args(["demo"])) is None
+    assert progress_setting(parser.parse_args(["demo", "--progress"])) is True
+    assert progress_setting(parser.parse_args(["demo", "--no-progress"])) is False
+    assert progress_setting(parser.parse_args(["--progress", "demo"])) is True
+    with pytest.raises(SystemExit):
+        parser.parse_args(["demo", "--progress", "--no-progress"])
+
+
+def test_query_json_carries_verified_transform_and_metadata(dataset, bundle, capsys):
+    capsys.readouterr()
+    catalog, queries = groundtruth(dataset)
+    photo = sorted(queries)[0]
+    assert main(["query", str(bundle), str(dataset / photo), "--json", "--top", "3"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    best = record["results"][0]
+    assert best["verified"] is True and best["inliers"] > 0 and best["rank"] == 0
+    transform = np.array(best["transform"], dtype=float)
+    assert transform.shape == (3, 3) and np.isfinite(transform).all()
+    assert best["metadata"] == {"group": catalog[best["key"]]}
+    assert [r["rank"] for r in record["results"]] == list(range(len(record["results"])))
+    for r in record["results"]:
+        assert r["verified"] == (r["inliers"] > 0)
+        assert (r["transform"] is None) == (not r["verified"])
+
+
+def test_demo_json_stdout_is_one_object(capsys, tmp_path):
+    capsys.readouterr()
+    status = main(["demo", "--products", "6", "--photos", "1", "--no-output", "--json",
+                   "--progress"])
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["n_products"] == 6 and summary["n_photos"] == 6
+    assert 0 <= summary["recall_at_1"] <= 1
+    assert status == (0 if summary["recall_at_1"] > 0.5 else 1)
+    assert "recall@1" in captured.err                  # the human report went to stderr
+
+
+def test_errors_with_json_are_json(tmp_path, capsys, dataset):
+    capsys.readouterr()
+    missing = tmp_path / "absent.vbow"
+    assert main(["query", str(missing), str(dataset / "photos" / "photo-0000.jpg"), "--json"]) == 2
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)
+    assert str(missing) in record["error"] and record["error_type"].endswith("Error")
+    assert str(missing) in captured.err
+    empty = tmp_path / "empty-folder"
+    empty.mkdir()
+    assert main(["index", str(empty), "--out", str(tmp_path / "e.vbow"), "--json"]) == 2
+    assert "no catalog images" in json.loads(capsys.readouterr().out)["error"]
+
+
+# --------------------------------------------------------------------------- manifests and safety
+
+def write_manifest(dataset: Path) -> tuple[Path, dict[str, str]]:
+    """A manifest of the catalog with SKU keys and the category metadata.csv gives."""
+    rows, category = [], {}
+    with open(dataset / "metadata.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            key = f"sku:{row['name']}"
+            rows.append((key, row["image"], row["category"]))
+            category[key] = row["category"]
+    path = dataset / "manifest.csv"
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["key", "path", "category"])
+        writer.writerows(rows)
+    return path, category
+
+
+def test_index_from_a_manifest_then_filter_by_its_metadata(dataset, tmp_path, capsys):
+    manifest, category = write_manifest(dataset)
+    out = tmp_path / "m.vbow"
+    capsys.readouterr()
+    assert main(["index", str(manifest), "--out", str(out), "--jobs", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["added"] == len(category)
+    photo = str(dataset / "photos" / "photo-0000.jpg")
+    assert main(["query", str(out), photo, "--json", "--top", "8"]) == 0
+    results = json.loads(capsys.readouterr().out)["results"]
+    assert {r["key"] for r in results} <= set(category)
+    assert all(r["metadata"] == {"category": category[r["key"]]} for r in results)
+    wanted = sorted(set(category.values()))[:2]
+    assert main(["query", str(out), photo, "--json", "--top", "8",
+                 *[f"--where=category={c}" for c in wanted]]) == 0
+    filtered = json.loads(capsys.readouterr().out)["results"]
+    expected = {k for k, c in category.items() if c in wanted}
+    assert filtered and {r["key"] for r in filtered} <= expected
+    assert main(["query", str(out), photo, "--where", "nonsense"]) == 2
+    assert "FIELD=VALUE" in capsys.readouterr().err
+
+
+def test_index_reports_links_and_takes_gif(dataset, tmp_path, capsys):
+    import cv2
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in sorted((dataset / "catalog").iterdir())[:3]:
+        (src / name.name).write_bytes(name.read_bytes())
+    first = cv2.imread(str(sorted((dataset / "catalog").iterdir())[3]))
+    assert cv2.imwrite(str(src / "extra.gif"), first)
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(sorted((dataset / "catalog").iterdir())[4].read_bytes())
+    (src / "escape.png").symlink_to(outside)
+    (src / "dangling.jpg").symlink_to(src / "missing.jpg")
+    capsys.readouterr()
+    out = tmp_path / "s.vbow"
+    assert main(["index", str(src), "--out", str(out), "--jobs", "1", "--json",
+                 "--progress"]) == 0
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)                   # bars forced on, stdout still pure
+    assert record["added"] == 4                         # 3 PNG + the GIF; neither link
+    assert record["failed"] == [] and record["index"] == str(out) and record["n_words"] > 0
+    assert "indexing" in captured.err or "features" in captured.err    # bars went to stderr
+    skipped = " ".join(record["skipped"])
+    assert "escape.png" in skipped and "outside" in skipped
+    assert "dangling.jpg" in skipped and "dangling" in skipped
+    assert "escape.png" in captured.err and "dangling.jpg" in captured.err
+
+
+def test_index_refuses_a_groundtruth_that_leaves_its_folder(tmp_path, capsys):
+    root = tmp_path / "evil"
+    root.mkdir()
+    (tmp_path / "secret.jpg").write_bytes(b"x")
+    (root / "groundtruth.csv").write_text("image,group,role\n../secret.jpg,1,db\n")
+    capsys.readouterr()
+    assert main(["index", str(root), "--out", str(tmp_path / "x.vbow"), "--json"]) == 2
+    record = json.loads(capsys.readouterr().out)
+    assert record["error_type"] == "DatasetError"
+    assert f"{root / 'groundtruth.csv'}:2" in record["error"] and ".." in record["error"]
+    assert not (tmp_path / "x.vbow").exists()

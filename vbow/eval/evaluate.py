@@ -150,7 +150,10 @@ def evaluate(dataset: str | os.PathLike, distractors: Sequence[str | os.PathLike
     index : ImageIndex, optional
         Reuse an index already built on this exact catalog (skips building).
     search_options : dict, optional
-        Extra keyword arguments for :meth:`ImageIndex.search_features` (e.g. ``rerank=False``).
+        Extra keyword arguments for :meth:`ImageIndex.search_many` (e.g. ``rerank=False``).
+    progress : bool or None
+        Progress bars for building, query features and searching (None: when stderr is a
+        terminal or in Jupyter, see :func:`vbow.progress.progress_enabled`).
     **overrides
         :class:`vbow.Config` settings.
 
@@ -174,24 +177,22 @@ def evaluate(dataset: str | os.PathLike, distractors: Sequence[str | os.PathLike
         failed = []
     catalog_groups = dict(zip(keys, groups))
     key_of_path = dict(zip(paths, keys))
-    t = time.perf_counter()
     q_paths = [str(im.path) for im in queries]
-    described = list(index._extract(q_paths, None, progress, "query features"))
-    seconds["query_features"] = time.perf_counter() - t
     t = time.perf_counter()
+    # public path: query features extracted in parallel, then each query searched in turn
+    answers = index.search_many(q_paths, top_k, progress=progress, **(search_options or {}))
+    wall = time.perf_counter() - t
     rankings, latencies = [], []
-    from vbow.progress import Progress
-    with Progress(len(described), "searching", progress) as bar:
-        for q in described:
-            if isinstance(q, ImageFailure):
-                failed.append(q.source)
-                rankings.append([])
-            else:
-                r = index.search_features(q, top_k, **(search_options or {}))
-                rankings.append(r.keys)
-                latencies.append(r.timings.get("total", 0.0))
-            bar.update()
-    seconds["search"] = time.perf_counter() - t
+    for answer in answers:
+        if isinstance(answer, ImageFailure):
+            failed.append(answer.source)
+            rankings.append([])
+        else:
+            rankings.append([m.key for m in answer])
+            latencies.append(answer.timings.get("total", 0.0))
+    searching = float(sum(latencies))
+    seconds["query_features"] = max(wall - searching, 0.0)
+    seconds["search"] = searching
     seconds["total"] = time.perf_counter() - t0
     lat = np.array(latencies) if latencies else np.zeros(1)
     scores = score_rankings(rankings, [key_of_path.get(p, "") for p in q_paths],
