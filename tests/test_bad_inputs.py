@@ -622,13 +622,19 @@ def test_blank_images_have_no_features_and_good_ones_do(good_items):
         assert described.has_features == (not key.startswith("blank-")), key
 
 
+@pytest.fixture(scope="module")
+def small_index():
+    index = vbow.ImageIndex("sift", n_words=256, n_jobs=1, max_keypoints=300)
+    index.build(make_catalog(4, 0, seed=11, size=256).products)
+    return index
+
+
 @pytest.mark.parametrize("name", ["png-69-bytes-claims-1e10-pixels", "file-fifo-named-jpg",
                                   "object-none", "array-nan", "file-dev-zero",
                                   "jpeg-frame-65535-squared"])
-def test_search_with_a_bad_query_raises_its_typed_error(good_items, corpus, name):
-    products = make_catalog(8, 0, seed=11, size=256).products
-    index = vbow.ImageIndex("sift", n_words=256, n_jobs=1, max_keypoints=300)
-    index.build(products[:4])
-    source, expected = corpus[name]
-    _, error, _ = run_limited(lambda: index.search(source), DECODE_LIMIT, name)
+def test_search_with_a_bad_query_raises_its_typed_error(small_index, tmp_path, name):
+    kind = next(k for k in KINDS if k.name == name)
+    source = kind.make(tmp_path)
+    _, error, _ = run_limited(lambda: small_index.search(source), DECODE_LIMIT, name)
+    expected = kind.error
     assert type(error) is expected, repr(error)

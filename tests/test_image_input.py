@@ -3,6 +3,8 @@ typed error that names the file."""
 
 from __future__ import annotations
 
+import io
+import os
 import struct
 
 import cv2
@@ -12,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vbow.errors import ImageDecodeError, ImageError, InvalidInputError, VbowError
+from vbow.describe.image_array import ImageArray
 from vbow.describe.image_input import decode_image, load_image, read_image
 
 
@@ -375,3 +378,222 @@ def test_png_cut_inside_a_chunk_after_a_fake_iend_string():
     np.testing.assert_array_equal(read_image(data, max_side=None), _TEXTURE)
     with pytest.raises(ImageDecodeError):
         read_image(data[: len(data) // 2], name="cut.png")
+
+
+# --------------------------------------------------------------------------- channel order, PIL, file objects
+
+try:
+    from PIL import Image as PILImage
+except ImportError:
+    PILImage = None
+
+needs_pil = pytest.mark.skipif(PILImage is None, reason="Pillow is not installed (pip install -e '.[test]')")
+
+
+def _extractor():
+    from vbow.describe.colour import ColourHistogram
+    from vbow.describe.extraction import Extractor
+    from vbow.describe.features import FeatureExtractor
+
+    return Extractor(FeatureExtractor("sift", 500), ColourHistogram(), max_side=640, min_side=400)
+
+
+def _assert_same_features(a, b) -> None:
+    assert len(a.features) > 50
+    np.testing.assert_array_equal(a.features.keypoints, b.features.keypoints)
+    np.testing.assert_array_equal(a.features.descriptors, b.features.descriptors)
+    np.testing.assert_array_equal(a.colour, b.colour)
+    assert a.scale == b.scale and a.features.image_size == b.features.image_size
+
+
+@pytest.fixture(scope="module")
+def product_files(tmp_path_factory):
+    """A synthetic product as a PNG, a small JPEG and a large JPEG (decoded with DCT scaling)."""
+    from vbow.synthetic import make_catalog
+
+    img = make_catalog(1, 0, seed=4, size=300).products[0]
+    root = tmp_path_factory.mktemp("product")
+    paths = {"png": root / "p.png", "jpeg": root / "p.jpg", "big-jpeg": root / "big.jpg"}
+    cv2.imwrite(str(paths["png"]), img)
+    cv2.imwrite(str(paths["jpeg"]), img)
+    cv2.imwrite(str(paths["big-jpeg"]), cv2.resize(img, (1400, 1300), interpolation=cv2.INTER_CUBIC))
+    return img, paths
+
+
+@pytest.mark.parametrize("kind", ["png", "jpeg", "big-jpeg"])
+def test_file_objects_give_the_features_of_the_file(product_files, kind):
+    from vbow.describe.extraction import Extractor  # noqa: F401
+
+    _, paths = product_files
+    ex = _extractor()
+    from_disk = ex(paths[kind])
+    with open(paths[kind], "rb") as fh:
+        _assert_same_features(from_disk, ex(fh))
+    _assert_same_features(from_disk, ex(io.BytesIO(paths[kind].read_bytes())))
+    stream = io.BytesIO(b"junk" + paths[kind].read_bytes())
+    stream.seek(4)  # read from the current position, like any file reader
+    _assert_same_features(from_disk, ex(stream))
+
+
+def test_rgb_image_array_gives_the_features_of_the_bgr_file(product_files):
+    img, paths = product_files
+    ex = _extractor()
+    from_disk = ex(paths["png"])
+    rgb = np.ascontiguousarray(img[:, :, ::-1])
+    _assert_same_features(from_disk, ex(ImageArray(rgb, channels="rgb")))
+    # a bare array is BGR: the same RGB array read bare is another image
+    assert not np.array_equal(ex(rgb).colour, from_disk.colour)
+
+
+@needs_pil
+@pytest.mark.parametrize("kind", ["png", "jpeg", "big-jpeg"])
+def test_pil_images_give_the_features_of_the_file(product_files, kind):
+    _, paths = product_files
+    ex = _extractor()
+    from_disk = ex(paths[kind])
+    _assert_same_features(from_disk, ex(PILImage.open(paths[kind])))           # as opened
+    with open(paths[kind], "rb") as fh:
+        _assert_same_features(from_disk, ex(PILImage.open(fh)))
+    if kind != "big-jpeg":  # vbow decodes large JPEG files with libjpeg's DCT downscaling
+        loaded = PILImage.open(paths[kind])
+        loaded.load()                                                          # by its pixels
+        _assert_same_features(from_disk, ex(loaded))
+        _assert_same_features(from_disk, ex(PILImage.open(paths[kind]).convert("RGB")))
+
+
+@needs_pil
+def test_pil_image_from_an_rgb_array_matches_the_bgr_array():
+    img = asymmetric_image(64, 90)
+    pil = PILImage.fromarray(np.ascontiguousarray(img[:, :, ::-1]))
+    np.testing.assert_array_equal(read_image(pil, max_side=None), img)
+
+
+@needs_pil
+@pytest.mark.parametrize("mode", ["L", "RGBA", "LA", "P", "I;16", "I", "F", "1", "CMYK"])
+def test_pil_modes_match_the_same_pixels_as_arrays(mode):
+    img = asymmetric_image(40, 50)
+    rgba = np.dstack([img[:, :, ::-1], np.linspace(0, 255, 50, dtype=np.uint8)[None, :].repeat(40, 0)])
+    pil = PILImage.fromarray(rgba, "RGBA").convert(mode) if mode not in ("I;16", "I", "F") else None
+    gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    if mode == "I;16":
+        pil = PILImage.fromarray(gray.astype(np.uint16) * 257)
+        expected = read_image(gray, max_side=None)
+    elif mode == "I":
+        pil = PILImage.fromarray(gray.astype(np.int32) * 257)
+        expected = read_image(gray, max_side=None)
+    elif mode == "F":
+        pil = PILImage.fromarray(gray.astype(np.float32))  # 0..255 floats: not white
+        expected = read_image(gray, max_side=None)
+    elif mode in ("1", "CMYK"):
+        expected = read_image(np.asarray(pil.convert("RGB"))[:, :, ::-1].copy(), max_side=None)
+    elif mode == "P":
+        expected = read_image(np.asarray(pil.convert("RGB"))[:, :, ::-1].copy(), max_side=None)
+    else:
+        arr = np.asarray(pil)
+        expected = read_image(ImageArray(arr, channels="rgb") if arr.ndim == 3 and arr.shape[2] != 2
+                              else (arr if arr.ndim == 2 else np.asarray(pil.convert("RGBA"))[:, :, [2, 1, 0, 3]]),
+                              max_side=None)
+    assert pil.mode == mode
+    np.testing.assert_array_equal(read_image(pil, max_side=None), expected)
+
+
+@needs_pil
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_pil_jpeg_with_exif_orientation_is_upright_like_the_file(tmp_path, orientation):
+    stored = asymmetric_image(48, 80)
+    path = tmp_path / "o.jpg"
+    path.write_bytes(with_exif(encode(stored, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95]), orientation))
+    from_disk = read_image(path, max_side=None)
+    assert from_disk.shape[:2] == upright(stored, orientation).shape[:2]
+    loaded = PILImage.open(path)
+    loaded.load()
+    np.testing.assert_array_equal(read_image(loaded, max_side=None), from_disk)
+
+
+def test_text_mode_file_object_is_a_type_error(tmp_path):
+    from vbow.errors import ImageTypeError
+
+    path = tmp_path / "t.png"
+    path.write_bytes(encode(asymmetric_image(), ".png"))
+    with open(path, "r", encoding="latin-1") as fh, pytest.raises(ImageTypeError, match="rb"):
+        read_image(fh)
+
+
+def test_file_object_over_the_size_cap(tmp_path):
+    from vbow.errors import ImageTooLargeError
+
+    data = encode(asymmetric_image(), ".png")
+    with pytest.raises(ImageTooLargeError, match=str(len(data) - 1)):
+        read_image(io.BytesIO(data), max_file_bytes=len(data) - 1)
+    path = tmp_path / "a.png"
+    path.write_bytes(data)
+    with pytest.raises(ImageTooLargeError, match=str(len(data))):
+        read_image(path, max_file_bytes=len(data) - 1)
+    assert read_image(path, max_file_bytes=len(data)).shape == (48, 80, 3)
+
+
+# --------------------------------------------------------------------------- float range rule and channel order
+
+
+@given(seed=st.integers(0, 2**16), h=st.integers(1, 20), w=st.integers(1, 20),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_float_images_in_0_255_are_not_saturated(seed, h, w, dtype):
+    u8 = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    u8.flat[0] = 255  # the maximum is above 1, so the range is 0..255
+    np.testing.assert_array_equal(read_image(u8.astype(dtype), max_side=None), u8)
+    np.testing.assert_array_equal(read_image(u8.astype(dtype) / 255.0, max_side=None), u8)
+    dark = np.minimum(u8, 1).astype(dtype)  # every value <= 1: the rule reads it as 0..1
+    np.testing.assert_array_equal(read_image(ImageArray(dark, value_range=255), max_side=None),
+                                  np.minimum(u8, 1))
+    np.testing.assert_array_equal(read_image(dark, max_side=None), np.minimum(u8, 1) * 255)
+
+
+@pytest.mark.parametrize("values, range_", [(256.0, None), (-0.1, None), (2.0, 1.0), (-3.0, 255.0)])
+def test_float_values_outside_the_range_are_refused(values, range_):
+    data = np.zeros((4, 4), np.float32)
+    data[1, 1] = values
+    source = data if range_ is None else ImageArray(data, value_range=range_)
+    with pytest.raises(ImageError, match="float"):
+        read_image(source)
+
+
+@given(seed=st.integers(0, 2**16), alpha=st.booleans())
+def test_rgb_image_array_is_the_reversed_bgr(seed, alpha):
+    bgr = np.random.default_rng(seed).integers(0, 256, (7, 9, 4 if alpha else 3), dtype=np.uint8)
+    rgb = bgr.copy()
+    rgb[:, :, :3] = bgr[:, :, 2::-1]
+    np.testing.assert_array_equal(read_image(ImageArray(rgb, channels="rgb"), max_side=None),
+                                  read_image(bgr, max_side=None))
+
+
+@pytest.mark.parametrize("bad", [dict(channels="RGB!"), dict(value_range=0), dict(value_range=-1.0),
+                                 dict(value_range=float("nan")), dict(value_range="255")])
+def test_image_array_checks_its_arguments(bad):
+    with pytest.raises(InvalidInputError):
+        ImageArray(np.zeros((2, 2, 3), np.uint8), **bad)
+
+
+def test_image_array_needs_an_array():
+    from vbow.errors import ImageTypeError
+
+    with pytest.raises(ImageTypeError):
+        ImageArray([[1, 2], [3, 4]])
+
+
+def test_is_image_input_tells_one_image_from_a_batch(tmp_path):
+    from vbow.describe.image_input import is_image_input
+
+    singles = [str(tmp_path), tmp_path, b"\x89PNG", bytearray(b"x"), memoryview(b"x"),
+               np.zeros((2, 2)), ImageArray(np.zeros((2, 2))), io.BytesIO(b"x")]
+    assert all(is_image_input(s) for s in singles)
+    assert not any(is_image_input(b) for b in ([], [np.zeros((2, 2))], ("a.jpg",), None, 3))
+
+
+@given(raw=st.binary(min_size=1, max_size=30))
+def test_display_names_are_utf8_and_keep_the_bytes(raw):
+    from vbow.describe.image_sources import display_name
+
+    raw = raw.replace(b"\0", b"_").replace(b"/", b"_")
+    name = display_name(os.fsdecode(raw))
+    name.encode("utf-8")  # never raises
+    assert name == raw.decode("utf-8", "backslashreplace")  # valid UTF-8 unchanged, else escaped

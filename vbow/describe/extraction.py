@@ -25,7 +25,7 @@ from vbow.errors import ImageError, ImageTooLargeError, InvalidInputError
 from vbow.describe.features import FeatureExtractor, Features
 from vbow.describe.image_input import (DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, ImageInput,
                                        load_image, source_name)
-from vbow.describe.image_sources import (is_binary_stream, is_pil_image, pil_to_array,
+from vbow.describe.image_sources import (is_binary_stream, is_pil_image, pil_source,
                                          read_stream)
 from vbow.progress import Progress
 from vbow.results import ImageFailure
@@ -115,8 +115,7 @@ class Extractor:
             if is_binary_stream(source):
                 return read_stream(source, self.max_file_bytes, name)
             if is_pil_image(source):
-                return pil_to_array(source, self.max_pixels if self.max_pixels is not None
-                                    else 1 << 62, name)
+                return pil_source(source, self.max_pixels, self.max_file_bytes, name)
         except ImageError as exc:
             return _Refused(exc)
         return source

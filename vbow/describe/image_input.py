@@ -30,7 +30,7 @@ import numpy as np
 from vbow.describe.image_array import ImageArray, to_bgr8
 from vbow.describe.image_header import FORMATS, sniff_image
 from vbow.describe.image_sources import (DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, display_name,
-                                         is_binary_stream, is_pil_image, pil_to_array, read_file,
+                                         is_binary_stream, is_pil_image, pil_source, read_file,
                                          read_stream)
 from vbow.errors import ImageDecodeError, ImageError, ImageTooLargeError, ImageTypeError
 from vbow.describe.jpeg_header import is_jpeg, jpeg_looks_truncated, read_jpeg_header
@@ -317,7 +317,7 @@ def load_image(source: ImageInput, *, max_side: int | None = 1024, name: str | N
     """Like :func:`read_image`, also returning the ``(width, height)`` at full resolution."""
     label = source_name(source, name)
     if is_pil_image(source):
-        source = pil_to_array(source, max_pixels if max_pixels is not None else 1 << 62, label)
+        source = pil_source(source, max_pixels, max_file_bytes, label)
     if isinstance(source, (np.ndarray, ImageArray)):
         try:
             image = to_bgr8(source, label)

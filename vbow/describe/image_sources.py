@@ -20,7 +20,7 @@ from vbow.describe.image_array import ImageArray
 from vbow.errors import ImageDecodeError, ImageError, ImageTooLargeError, ImageTypeError
 
 __all__ = ["display_name", "read_file", "read_stream", "is_pil_image", "is_binary_stream",
-           "pil_to_array", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_FILE_BYTES"]
+           "pil_to_array", "pil_encoded_bytes", "pil_source", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_FILE_BYTES"]
 
 #: Pillow's ``Image.MAX_IMAGE_PIXELS``: its decompression-bomb warning threshold.
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -198,6 +198,36 @@ def is_pil_image(obj: Any) -> bool:
         hasattr(obj, "size") and callable(getattr(obj, "convert", None))
 
 
+def pil_encoded_bytes(image: Any, max_bytes: int = DEFAULT_MAX_FILE_BYTES,
+                      label: str = "<PIL image>") -> bytes | None:
+    """The encoded file behind a ``PIL.Image`` that is still as opened, else ``None``.
+
+    ``Image.open`` reads only the header and keeps the file open until the pixels are loaded;
+    while it is, the image is exactly its file, so vbow decodes the file itself and the result
+    equals reading the file's path (same JPEG DCT downscaling and EXIF handling). An image that
+    was loaded, converted or moved to another frame has no such file and is read by its pixels.
+    """
+    fp = getattr(image, "fp", None)
+    state = vars(image) if hasattr(image, "__dict__") else {}
+    pixels = state.get("_im", state.get("im"))  # Pillow >= 10.4 names it _im
+    if fp is None or not getattr(image, "format", None) or pixels is not None:
+        return None
+    try:
+        if image.tell() != 0:
+            return None
+        position = fp.tell()
+        fp.seek(0)
+    except (AttributeError, OSError, ValueError):
+        return None
+    try:
+        return read_stream(fp, max_bytes, label)
+    finally:
+        try:
+            fp.seek(position)
+        except (OSError, ValueError):
+            pass
+
+
 def pil_to_array(image: Any, max_pixels: int = DEFAULT_MAX_PIXELS,
                  label: str = "<PIL image>") -> ImageArray:
     """The pixels of a ``PIL.Image`` as an :class:`ImageArray`, checking its size first.
@@ -249,3 +279,14 @@ def pil_to_array(image: Any, max_pixels: int = DEFAULT_MAX_PIXELS,
         array = apply_orientation(np.ascontiguousarray(array), orientation)
     channels = "rgb" if array.ndim == 3 else "bgr"
     return ImageArray(np.ascontiguousarray(array), channels=channels)
+
+
+def pil_source(image: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+               max_bytes: int = DEFAULT_MAX_FILE_BYTES, label: str = "<PIL image>"
+               ) -> bytes | ImageArray:
+    """What vbow reads for a ``PIL.Image``: its file's bytes while it is as opened
+    (:func:`pil_encoded_bytes`), else its pixels (:func:`pil_to_array`)."""
+    encoded = pil_encoded_bytes(image, max_bytes, label)
+    if encoded is not None:
+        return encoded
+    return pil_to_array(image, max_pixels if max_pixels is not None else 1 << 62, label)
