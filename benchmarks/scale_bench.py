@@ -102,7 +102,7 @@ def build(n: int, bundle: Path, preset: str, overrides: dict) -> dict:
             "bytes_per_image_geometry": round(geometry / n, 1),
             "bytes_per_image_postings_geometry": round((postings + geometry) / n, 1),
             "bytes_per_image_all_but_vocabulary": round((total - vocab) / n, 1),
-            "n_postings": int(index._index.n_postings), "real_features_logged": n_features}
+            "n_postings": index.stats()["postings"], "real_features_logged": n_features}
 
 
 def query(bundle: Path, preset: str, n_queries: int, shortlist: int, overrides: dict,
@@ -116,7 +116,6 @@ def query(bundle: Path, preset: str, n_queries: int, shortlist: int, overrides: 
     rss_open = _proc_status("VmRSS")
     from feature_cache import cached_features
     from synthetic_catalog import query_paths
-    from vbow.search.weighting import bag_of_words, tfidf
     paths, groups = query_paths()
     rng = np.random.default_rng(0)
     pick = np.sort(rng.choice(len(paths), min(n_queries, len(paths)), replace=False))
@@ -126,8 +125,6 @@ def query(bundle: Path, preset: str, n_queries: int, shortlist: int, overrides: 
     cfg = index.config
     if max_postings is not None:  # None: the saved config's budget; 0: no budget
         index.config = cfg = cfg.replace(max_postings=max_postings or None)
-    vocab = index.vocabulary
-    idf = index._current_idf()
     lat = {False: [], True: []}
     parts = {False: [], True: []}
     touched, hits = [], {False: 0, True: 0}
@@ -146,14 +143,8 @@ def query(bundle: Path, preset: str, n_queries: int, shortlist: int, overrides: 
             hits[rr] += ok
             ds = g.split("/", 1)[0]
             per_ds.setdefault(f"{ds}_{'rerank' if rr else 'no_rerank'}", []).append(ok)
-        w, wt = vocab.quantize_multi(index._descriptors32(f.features), cfg.query_assignments,
-                                     sigma=cfg.assignment_sigma)
-        uw, tf = bag_of_words(w, wt)
-        qv = tfidf(uw, tf, idf, cfg.burstiness)
-        chosen = index._index.select_words(uw, qv, idf, getattr(cfg, "max_postings", None))
-        lengths = sum(np.asarray(s.word_offsets[uw[chosen] + 1] - s.word_offsets[uw[chosen]])
-                      for s in index._index.segments)
-        touched.append(int(np.sum(lengths)))
+        with index.reading() as plan:
+            touched.append(plan.postings_read(plan.quantize(f.features)))
         n_done += 1
     pct = lambda xs, p: round(float(np.percentile(xs, p)) * 1000, 2)  # noqa: E731
     warm = slice(5, None) if n_done > 20 else slice(None)

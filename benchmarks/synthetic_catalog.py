@@ -36,6 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import vbow  # noqa: E402
+from vbow.vocab.training import quantize_images  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def real_stats(preset: str = "sift", *, progress: bool | None = None, **override
         good = [i for i, f in enumerate(feats) if f is not None]
         index = vbow.ImageIndex(config).fit_features([feats[i] for i in good])
         logger.info("vocabulary: %d words, %.1fs", index.vocabulary.n_words_, time.perf_counter() - t)
-        words = index._quantize_all(index.vocabulary, [feats[i].features for i in good])
+        words = quantize_images(index.vocabulary, [feats[i].features for i in good])
         index.save(bundle)
         counts = np.array([w.shape[0] for w in words], np.int64)
         offsets = np.zeros(len(words) + 1, np.int64)

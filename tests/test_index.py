@@ -101,19 +101,27 @@ def test_transform_is_in_original_pixels_for_a_scaled_query(sift_index, catalog,
 
 
 def test_rerank_only_reorders_the_shortlist(sift_index, catalog, monkeypatch):
-    # query expansion may bring in images from outside the shortlist; this is about rerank alone
-    monkeypatch.setattr(sift_index, "config", sift_index.config.replace(query_expansion=0))
+    # query expansion may bring in images from outside the shortlist; this is about rerank alone.
+    # With colour fused in, the shortlist alternates the best by fused score and by words alone
+    # (QueryPlan.verification_order), so the verified images come from those two rankings.
+    base = sift_index.config.replace(query_expansion=0)
     s = 5
     for p in catalog.photos[::8]:
         q = sift_index.describe(p.image)
+        monkeypatch.setattr(sift_index, "config", base.replace(colour_weight=0.0))
+        by_words = sift_index.search_features(q, top_k=s, rerank=False)
+        words_reranked = sift_index.search_features(q, top_k=s, rerank=True, shortlist=s)
+        assert set(by_words.keys) == set(words_reranked.keys)
+        monkeypatch.setattr(sift_index, "config", base)
         plain = sift_index.search_features(q, top_k=s, rerank=False)
         reranked = sift_index.search_features(q, top_k=s, rerank=True, shortlist=s)
         assert len(plain) == len(reranked) == s
-        assert set(plain.keys) == set(reranked.keys)
+        assert set(reranked.keys) <= set(plain.keys) | set(by_words.keys)
         assert all(m.inliers == 0 and m.transform is None for m in plain)
         assert any(m.inliers > 0 for m in reranked)
         # the bag-of-words and colour scores do not depend on re-ranking
-        bow = {m.key: (m.bow_score, m.colour_score) for m in plain}
+        every = sift_index.search_features(q, top_k=len(sift_index), rerank=False)
+        bow = {m.key: (m.bow_score, m.colour_score) for m in every}
         for m in reranked:
             assert m.bow_score == bow[m.key][0] and m.colour_score == bow[m.key][1]
 
@@ -208,7 +216,7 @@ def test_save_load_gives_identical_results(sift_index, sift_results, index_bundl
 
 def test_loaded_index_is_memory_mapped_read_only(index_bundle):
     loaded = vbow.ImageIndex.load(index_bundle, mmap=True)
-    seg = loaded._index.segments[0]
+    seg = loaded._postings.segments[0]
     assert isinstance(seg.postings, np.memmap) and not seg.postings.flags.writeable
 
 
@@ -440,7 +448,10 @@ def test_filter_forms(sift_index, catalog):
                            where=lambda meta: meta["category"] in cats)
     assert r2.keys == r.keys
     assert len(sift_index.search(p.image, where={"category": "no-such"})) == 0
-    assert len(sift_index.search(p.image, where={"missing_field": 1})) == 0
+    with pytest.raises(vbow.InvalidInputError, match="missing_field"):  # a typo is not "no match"
+        sift_index.search(p.image, where={"missing_field": 1})
+    with pytest.raises(vbow.InvalidInputError, match="JSON value"):
+        sift_index.search(p.image, where={"category": object()})
     r3 = sift_index.search(p.image, top_k=N_PRODUCTS, where={"category": cats[0], "n": [0, 1, 2, 3]},
                            rerank=False)
     assert all(m.metadata["category"] == cats[0] and m.metadata["n"] < 4 for m in r3)
@@ -661,6 +672,7 @@ def test_without_colour_the_fused_list_is_verified_as_it_is():
     best by words alone are interleaved (here they differ from the fused order)."""
     from types import SimpleNamespace
 
+    from vbow.query import QueryPlan
     from vbow.search.fusion import FusedScores
 
     rng = np.random.default_rng(0)
@@ -670,9 +682,9 @@ def test_without_colour_the_fused_list_is_verified_as_it_is():
     by_words = np.argsort(-bow)[:3]
     assert not set(by_words.tolist()) <= set(top[:6].tolist())  # the case is not trivial
     off = SimpleNamespace(config=vbow.get_config("sift", colour_weight=0))
-    np.testing.assert_array_equal(vbow.ImageIndex._verification_order(off, fusion, top, 6), top)
+    np.testing.assert_array_equal(QueryPlan.verification_order(off, fusion, top, 6), top)
     on = SimpleNamespace(config=vbow.get_config("sift"))
-    order = vbow.ImageIndex._verification_order(on, fusion, top, 6)
+    order = QueryPlan.verification_order(on, fusion, top, 6)
     assert set(by_words.tolist()) <= set(order[:6].tolist())
 
 
@@ -698,7 +710,7 @@ def test_fused_scores_agree_with_a_dense_recomputation(sift_index, catalog, monk
             pool = np.flatnonzero(bow > 0)
             pool = pool[np.argsort(-bow[pool], kind="stable")][:colour_candidates]
         qc = np.clip(np.rint(q.colour * 255), 0, 255).astype(np.float64)
-        c = sift_index._colour[pool].astype(np.float64) @ qc / 255.0 ** 2
+        c = sift_index._catalog.colour[pool].astype(np.float64) @ qc / 255.0 ** 2
         z_c = (c - c.mean()) / (c.std() + 1e-9)
         expected = z_b + cfg.colour_weight * z_c.min()
         expected[pool] = z_b[pool] + cfg.colour_weight * z_c

@@ -57,9 +57,15 @@ class Match:
         """True if geometric verification found a model with enough inliers."""
         return self.inliers > 0
 
+    def __repr__(self) -> str:
+        return (f"Match(rank={self.rank}, key={self.key!r}, score={self.score:.4f}, "
+                f"inliers={self.inliers}, bow_score={self.bow_score:.4f}, "
+                f"colour_score={self.colour_score:.4f})")
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary (no point arrays)."""
-        return {"key": self.key, "score": round(float(self.score), 6),
+        return {"key": self.key, "rank": int(self.rank), "verified": bool(self.verified),
+                "score": round(float(self.score), 6),
                 "bow_score": round(float(self.bow_score), 6),
                 "colour_score": round(float(self.colour_score), 6), "inliers": int(self.inliers),
                 "transform": None if self.transform is None else self.transform.tolist(),
@@ -78,11 +84,22 @@ class SearchResult:
         Best first.
     timings : Mapping of str to float
         Seconds spent per stage (``features``, ``quantize``, ``score``, ``rerank``, ``total``).
+    warnings : tuple of str
+        Why the result may be weak, e.g. a query image with no local features.
+    decision : object, optional
+        The accepted product or "none" (:class:`vbow.apps.decision.Decision`, with
+        ``to_dict()``), when the search was asked to decide; None otherwise.
     """
 
     query: str
     matches: tuple[Match, ...]
     timings: Mapping[str, float] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    decision: Any = None
+
+    def __repr__(self) -> str:
+        best = "no match" if not self.matches else f"best={self.matches[0].key!r}"
+        return f"SearchResult(query={self.query!r}, {len(self.matches)} matches, {best})"
 
     def __len__(self) -> int:
         return len(self.matches)
@@ -106,7 +123,9 @@ class SearchResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form: the query and, per match, its key, score, inliers, ..."""
         return {"query": self.query, "results": [m.to_dict() for m in self.matches],
-                "timings": {k: round(v, 6) for k, v in self.timings.items()}}
+                "timings": {k: round(v, 6) for k, v in self.timings.items()},
+                "warnings": list(self.warnings),
+                **({} if self.decision is None else {"decision": self.decision.to_dict()})}
 
 
 @dataclass(frozen=True)
