@@ -155,6 +155,8 @@ def test_repeated_query_is_cached_until_a_write(client, catalog, held_out):
     second = client.post("/search", files=upload(data)).json()
     assert first["cached"] is False and second["cached"] is True
     assert second["results"] == first["results"]
+    fresh = client.post("/search", files=upload(data), headers={"Cache-Control": "no-cache"}).json()
+    assert fresh["cached"] is False and fresh["results"] == first["results"]
     other = client.post("/search", files=upload(data), data={"top_k": "2"}).json()
     assert other["cached"] is False and len(other["results"]) == 2
     (key, image, category), = held_out[0][:1]
@@ -162,7 +164,7 @@ def test_repeated_query_is_cached_until_a_write(client, catalog, held_out):
     third = client.post("/search", files=upload(data)).json()
     assert third["cached"] is False
     stats = client.get("/stats").json()
-    assert stats["cache"]["hits"] == 1 and stats["queries_served"] == 4
+    assert stats["cache"]["hits"] == 1 and stats["queries_served"] == 5
 
 
 # ------------------------------------------------------------------------------------ writes

@@ -184,7 +184,8 @@ def create_app(settings: ServeSettings, service: CatalogService | None = None) -
             rerank = _parse_bool(form.get("rerank"), "rerank")
         finally:
             await form.close()
-        answer = await run_in_threadpool(svc.search, data, top_k, where, rerank)
+        use_cache = "no-cache" not in request.headers.get("cache-control", "").lower()
+        answer = await run_in_threadpool(svc.search, data, top_k, where, rerank, use_cache)
         answer["timings"]["request"] = round(time.perf_counter() - t0, 6)
         return JSONResponse(answer)
 

@@ -160,7 +160,7 @@ class CatalogService:
 
     # ------------------------------------------------------------------------------ reading
     def search(self, data: bytes, top_k: int = 10, where: Mapping[str, Any] | None = None,
-               rerank: bool | None = None) -> dict[str, Any]:
+               rerank: bool | None = None, use_cache: bool = True) -> dict[str, Any]:
         """Search with an uploaded image; the JSON answer (see ``POST /search``).
 
         Parameters
@@ -173,6 +173,9 @@ class CatalogService:
             Metadata filter ``{field: value or [values]}``.
         rerank : bool, optional
             Geometric re-ranking (default: the index's setting).
+        use_cache : bool
+            Look the answer up in the query cache first (``Cache-Control: no-cache`` turns it
+            off; the fresh answer is still stored).
         """
         t0 = time.perf_counter()
         if not 1 <= int(top_k) <= self.settings.max_top_k:
@@ -180,7 +183,7 @@ class CatalogService:
                           f"top_k must be in 1..{self.settings.max_top_k}; got {top_k}")
         self.check_image(data)
         key = query_key(data, int(top_k), where, rerank)
-        cached = self.cache.get(key)
+        cached = self.cache.get(key) if use_cache else None
         if cached is not None:
             answer = {**cached, "cached": True,
                       "timings": {**cached["timings"], "service": round(time.perf_counter() - t0, 6)}}
