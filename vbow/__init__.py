@@ -23,14 +23,15 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "ImageIndex": "vbow.index",
     "Config": "vbow.config", "PRESETS": "vbow.config", "get_config": "vbow.config",
-    "read_image": "vbow.describe.image_input",
+    "read_image": "vbow.describe.image_input", "ImageArray": "vbow.describe.image_array",
     "FeatureExtractor": "vbow.describe.features", "Features": "vbow.describe.features",
     "ImageFeatures": "vbow.describe.extraction",
     "KMeansVocabulary": "vbow.vocab.vocabulary", "HammingVocabulary": "vbow.vocab.vocabulary",
     "Match": "vbow.results", "SearchResult": "vbow.results", "AddReport": "vbow.results",
     "ImageFailure": "vbow.results",
     **{name: "vbow.errors" for name in (
-        "VbowError", "ImageError", "ImageDecodeError", "InvalidInputError", "NotFittedError",
+        "VbowError", "ImageError", "ImageDecodeError", "ImageTooLargeError", "ImageTypeError",
+        "InvalidInputError", "NotFittedError",
         "UnknownOptionError", "BundleError", "BundleFormatError", "BundleVersionError",
         "DatasetError")},
 }
@@ -55,10 +56,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from vbow.config import PRESETS, Config, get_config
     from vbow.describe.extraction import ImageFeatures
     from vbow.describe.features import FeatureExtractor, Features
+    from vbow.describe.image_array import ImageArray
     from vbow.describe.image_input import read_image
     from vbow.errors import (BundleError, BundleFormatError, BundleVersionError, DatasetError,
-                             ImageDecodeError, ImageError, InvalidInputError, NotFittedError,
-                             UnknownOptionError, VbowError)
+                             ImageDecodeError, ImageError, ImageTooLargeError, ImageTypeError,
+                             InvalidInputError, NotFittedError, UnknownOptionError, VbowError)
     from vbow.index import ImageIndex
     from vbow.results import AddReport, ImageFailure, Match, SearchResult
     from vbow.vocab.vocabulary import HammingVocabulary, KMeansVocabulary
