@@ -238,8 +238,7 @@ def verify_pair(query_kp: np.ndarray, db_kp: np.ndarray, pairs: np.ndarray, *,
         return fail
     q = query_kp[pairs[:, 0]].astype(np.float64)
     d = db_kp[pairs[:, 1]].astype(np.float64)
-    rng = np.random.default_rng(seed)
-    hyp = np.arange(m) if m <= max_hypotheses else np.sort(rng.choice(m, max_hypotheses, replace=False))
+    hyp = _hypothesis_subset(m, max_hypotheses, seed)
     # position tolerance grows with the hypothesis scale (catalog pixels mapped to query pixels)
     scale_of_hyp = q[hyp, 2] / np.maximum(d[hyp, 2], 1e-6)
     base_tol = hypothesis_tolerance * max(db_size)
@@ -253,6 +252,25 @@ def verify_pair(query_kp: np.ndarray, db_kp: np.ndarray, pairs: np.ndarray, *,
     candidate = agree[best]
     if int(candidate.sum()) < max(_MIN_POINTS[model], min_inliers):
         return fail
+    return _fit_consistent(q, d, pairs, candidate, db_size, model, threshold, min_inliers)
+
+
+def _hypothesis_subset(m: int, max_hypotheses: int, seed: int) -> np.ndarray:
+    """``(h,) int64`` the correspondences tried as single-pair hypotheses (all, or a seeded
+    sorted subset of ``max_hypotheses``)."""
+    if m <= max_hypotheses:
+        return np.arange(m)
+    return np.sort(np.random.default_rng(seed).choice(m, max_hypotheses, replace=False))
+
+
+def _fit_consistent(q: np.ndarray, d: np.ndarray, pairs: np.ndarray, candidate: np.ndarray,
+                    db_size: tuple[int, int], model: str, threshold: float,
+                    min_inliers: int) -> Verification:
+    """Robust fit on the correspondences ``candidate`` (``(m,) bool``) consistent with the best
+    hypothesis, then one-to-one inliers among all ``m`` correspondences (``q``, ``d``: ``(m, 4)
+    float64`` keypoints of each pair)."""
+    m = int(pairs.shape[0])
+    fail = Verification(0, None, _EMPTY_PAIRS, m)
     src = d[candidate, :2].astype(np.float32)
     dst = q[candidate, :2].astype(np.float32)
     if model == "homography" and src.shape[0] >= 5:
