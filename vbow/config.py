@@ -79,6 +79,13 @@ class Config:
         the query's and the catalog is scored again, so views of the product that share little
         with the query photo but much with its verified matches move up. Only verified results
         are used, so an unverified shortlist never drifts the query. 0 disables it.
+    First stage: Hamming embedding
+        ``hamming_embedding``: every indexed feature gets a 64-bit signature of its residual to
+        its word (thresholds learned per word with the vocabulary, on catalog-side descriptors;
+        :mod:`vbow.vocab.embedding`), summed per posting before binarising (ASMK*), and each
+        (query word, posting) term of the cosine is weighted by the selective kernel
+        ``(1 - 2h/64) ** he_alpha`` of their Hamming distance ``h`` if ``h <= he_threshold``,
+        else 0 (:mod:`vbow.search.embedding`). Costs 8 bytes per posting.
     Other
         ``random_state`` (every random choice), ``n_jobs`` (feature extraction processes; -1 =
         all cores).
@@ -116,6 +123,9 @@ class Config:
     min_inliers: int = 6
     max_fanout: int = 5
     query_expansion: int = 3
+    hamming_embedding: bool = False
+    he_threshold: int = 24
+    he_alpha: float = 3.0
     random_state: int = 0
     n_jobs: int = -1
     max_pixels: int | None = 89_478_485
@@ -152,6 +162,9 @@ class Config:
             raise InvalidInputError(f"max_postings must be >= 1 or None; got {self.max_postings}")
         if int(self.query_expansion) < 0:
             raise InvalidInputError(f"query_expansion must be >= 0; got {self.query_expansion}")
+        if not 0 <= int(self.he_threshold) <= 64 or not self.he_alpha > 0:
+            raise InvalidInputError(f"he_threshold must be in 0..64 and he_alpha > 0; got "
+                                    f"{self.he_threshold} and {self.he_alpha}")
         if self.shortlist is not None and self.shortlist < 1:
             raise InvalidInputError(f"shortlist must be >= 1 or None; got {self.shortlist}")
         if self.colour_weight < 0 or self.assignment_sigma <= 0 or self.ransac_threshold <= 0:
