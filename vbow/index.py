@@ -89,6 +89,14 @@ def _error_name(image: Any, key: str) -> str:
     return _default_key(image, 0) if isinstance(image, (str, os.PathLike)) else key
 
 
+def _log_batch_problems(failed: Sequence[ImageFailure], featureless: Sequence[str]) -> None:
+    for f in failed:
+        logger.warning("skipped %s", f.error)
+    if featureless:
+        logger.warning("%d images have no local features, so only their colour can match them: %s",
+                       len(featureless), ", ".join(featureless[:5]))
+
+
 class _Staged:
     """Quantised images waiting to be appended: words, geometry, colour, scale, size."""
 
@@ -340,6 +348,7 @@ class ImageIndex:
                                             progress=progress, description="indexing"))
         failed: list[ImageFailure] = []
         added: list[str] = []
+        featureless: list[str] = []
         pending: list[tuple[int, ImageFeatures]] = []
 
         def flush() -> None:
@@ -360,14 +369,15 @@ class ImageIndex:
                 failed.append(r)
                 continue
             pending.append((i, r))
+            if not len(r.features):
+                featureless.append(keys_list[i])
             if len(pending) >= BUILD_BATCH:
                 flush()
         flush()
         with self._lock.write():
             self._after_change()
-        for f in failed:
-            logger.warning("skipped %s", f.error)
-        return AddReport(tuple(added), tuple(failed), time.perf_counter() - t0)
+        _log_batch_problems(failed, featureless)
+        return AddReport(tuple(added), tuple(failed), time.perf_counter() - t0, tuple(featureless))
 
     # -------------------------------------------------------------------------------- indexing
     def _new_entries(self, images: list, keys: Sequence[str] | str | None,
@@ -447,9 +457,10 @@ class ImageIndex:
         good = [i for i, r in enumerate(results) if isinstance(r, ImageFeatures)]
         self._append_described(vocabulary, [results[i] for i in good], [keys_list[i] for i in good],
                                [meta_json[i] for i in good])
-        for f in failed:
-            logger.warning("skipped %s", f.error)
-        return AddReport(tuple(keys_list[i] for i in good), failed, time.perf_counter() - t0)
+        featureless = tuple(keys_list[i] for i in good if not len(results[i].features))
+        _log_batch_problems(failed, featureless)
+        return AddReport(tuple(keys_list[i] for i in good), failed, time.perf_counter() - t0,
+                         featureless)
 
     def add_features(self, features: Sequence[ImageFeatures] | ImageFeatures,
                      keys: Sequence[str] | str,

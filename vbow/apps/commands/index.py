@@ -22,6 +22,9 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default="sift", help="engine preset")
     p.add_argument("--jobs", type=int, default=-1, help="feature extraction processes (-1: all "
                                                         "cores)")
+    p.add_argument("--max-training-images", type=int, default=None, metavar="N",
+                   help="train the vocabulary on a seeded sample of at most N images (default: "
+                        "the preset's, 5000 for sift)")
     p.add_argument("--json", action="store_true", help="print only a JSON summary on stdout")
     p.add_argument("--scheduler", metavar="ADDRESS", help="build on this Dask scheduler "
                    "(vbow[dask]); segments go to --work, which every worker must reach")
@@ -68,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
             print_json({"error": message, "error_type": "DatasetError",
                         "skipped": list(dataset.skipped)})
         return 2
-    index = ImageIndex(args.preset, n_jobs=args.jobs)
+    overrides = {} if args.max_training_images is None else \
+        {"max_training_images": args.max_training_images}
+    index = ImageIndex(args.preset, n_jobs=args.jobs, **overrides)
     # build trains on a sample, then describes and indexes the catalog batch by batch
     report = index.build(paths, keys=keys, metadata=metadata, progress=progress_setting(args))
     for failure in report.failed:
