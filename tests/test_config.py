@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import vbow
 from vbow.config import PRESETS, Config, get_config
 from vbow.errors import InvalidInputError, UnknownOptionError
 
@@ -61,3 +62,24 @@ def test_shortlist_rule(n):
     expected = min(200, max(20, round(2 * math.sqrt(max(n, 1)))))
     assert get_config().shortlist_for(n) == expected
     assert get_config(shortlist=7).shortlist_for(n) == 7
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("n_words", "many"), ("n_words", 2.5), ("n_words", True), ("max_postings", "1"),
+    ("colour_weight", "x"), ("colour_weight", float("nan")), ("colour_weight", float("inf")),
+    ("rerank", 1), ("method", 3), ("shortlist", 0), ("shortlist", -1), ("shortlist", 2.0)])
+def test_wrong_types_raise_typed_errors(setting, value):
+    with pytest.raises(vbow.InvalidInputError, match=setting):
+        vbow.get_config("sift", **{setting: value})
+
+
+@pytest.mark.parametrize("top_k", ["5", 2.5, None, float("nan"), float("inf"), 0, -3, True])
+def test_search_rejects_a_bad_top_k_before_any_work(sift_index, catalog, top_k):
+    with pytest.raises(vbow.InvalidInputError, match="top_k"):
+        sift_index.search(catalog.photos[0].image, top_k=top_k)
+
+
+@pytest.mark.parametrize("shortlist", [0, -1, "3", 1.5])
+def test_search_rejects_a_bad_shortlist(sift_index, catalog, shortlist):
+    with pytest.raises(vbow.InvalidInputError, match="shortlist"):
+        sift_index.search(catalog.photos[0].image, shortlist=shortlist)

@@ -20,6 +20,38 @@ __all__ = ["Config", "PRESETS", "get_config", "IDF_SOURCES"]
 IDF_SOURCES: tuple[str, ...] = ("vocabulary", "database")
 
 
+
+_NUMBER_KINDS = {"int": (int, np.integer), "float": (int, float, np.integer, np.floating)}
+
+
+def _check_field_types(config: "Config") -> None:
+    """Every setting has its declared type: ``int`` settings take ints (not bools or floats),
+    ``float`` ones finite numbers, ``bool`` ones bools, ``str`` ones strings; ``| None`` allows
+    None. Raises :class:`InvalidInputError` naming the setting, the value and the type wanted."""
+    for f in dataclasses.fields(config):
+        declared = str(f.type).replace(" ", "")
+        value = getattr(config, f.name)
+        optional = declared.endswith("|None")
+        kind = declared[:-len("|None")] if optional else declared
+        if value is None and optional:
+            continue
+        if kind in _NUMBER_KINDS:
+            ok = isinstance(value, _NUMBER_KINDS[kind]) and not isinstance(value, (bool, np.bool_))
+            if ok and kind == "float":
+                ok = math.isfinite(float(value))
+        elif kind == "bool":
+            ok = isinstance(value, (bool, np.bool_))
+        elif kind == "str":
+            ok = isinstance(value, str)
+        else:
+            continue
+        if not ok:
+            wanted = {"int": "an int", "float": "a finite number", "bool": "a bool",
+                      "str": "a str"}[kind] + (" or None" if optional else "")
+            raise InvalidInputError(f"setting {f.name} must be {wanted}; got "
+                                    f"{type(value).__name__} {value!r:.60}")
+
+
 @dataclass(frozen=True)
 class Config:
     """Every setting of an :class:`vbow.ImageIndex`. Build one with :func:`get_config`.
@@ -132,6 +164,7 @@ class Config:
     max_file_bytes: int = 1 << 29
 
     def __post_init__(self) -> None:
+        _check_field_types(self)
         if self.method not in METHODS:
             raise UnknownOptionError("feature method", self.method, METHODS)
         if self.burstiness not in BURSTINESS:
@@ -204,6 +237,7 @@ PRESETS: dict[str, Config] = {
     "edge": Config(method="orb", max_keypoints=300, n_words=65536, ransac_threshold=8.0,
                    min_inliers=8, query_assignments=1, shortlist=20),
 }
+
 
 
 def get_config(preset: str | Config = "sift", **overrides: Any) -> Config:
