@@ -51,3 +51,94 @@ def test_extract_many_keeps_order_and_reports_failures(tmp_path, n_jobs):
     assert len(good_out) == 10
     for img, res in zip(good, good_out):
         np.testing.assert_array_equal(res.features.descriptors, EXTRACTOR(img).features.descriptors)
+
+
+def test_concurrent_threads_give_the_serial_features():
+    import threading
+
+    images = [product(s, 240) for s in range(6)]
+    serial = [EXTRACTOR(img) for img in images]
+    out: dict[tuple[int, int], ImageFeatures] = {}
+
+    def work(t: int) -> None:
+        for i in range(len(images)):
+            j = (i + t) % len(images)
+            out[t, j] = EXTRACTOR(images[j])
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for (t, j), res in out.items():
+        np.testing.assert_array_equal(res.features.keypoints, serial[j].features.keypoints)
+        np.testing.assert_array_equal(res.features.descriptors, serial[j].features.descriptors)
+    assert len(out) == 4 * len(images)
+
+
+def test_extractor_survives_pickling():
+    import pickle
+
+    img = product(3, 200)
+    before = EXTRACTOR(img)
+    clone = pickle.loads(pickle.dumps(EXTRACTOR))
+    np.testing.assert_array_equal(clone(img).features.descriptors, before.features.descriptors)
+
+
+def test_pixel_and_file_limits_apply_to_files_not_arrays(tmp_path):
+    from vbow.errors import ImageTooLargeError
+
+    limited = Extractor(FeatureExtractor("sift", 300), ColourHistogram(), 256, max_pixels=1000,
+                        max_file_bytes=10**6)
+    img = np.ascontiguousarray(product(4, 64)[:40, :40])  # 1600 pixels
+    path = tmp_path / "p.png"
+    path.write_bytes(cv2.imencode(".png", img)[1].tobytes())
+    with pytest.raises(ImageTooLargeError, match="1600 pixels, over the limit of 1000"):
+        limited(path)
+    assert limited(img).features.image_size == (40, 40)
+    tiny_files = Extractor(FeatureExtractor("sift", 300), ColourHistogram(), 256, max_file_bytes=100)
+    with pytest.raises(ImageTooLargeError, match="over the limit of 100"):
+        tiny_files(path)
+
+
+class _Exploding(FeatureExtractor):
+    """Raises an unexpected error (a bug, not bad input) for images 77 pixels wide."""
+
+    def extract(self, image):
+        if image.shape[1] == 77:
+            raise RuntimeError("boom")
+        return super().extract(image)
+
+
+def test_an_unexpected_error_fails_its_item_only():
+    ex = Extractor(_Exploding("sift", 300), ColourHistogram(), 256)
+    sources = [product(5, 120), np.zeros((50, 77, 3), np.uint8), product(6, 120)]
+    out = list(extract_many(ex, sources, n_jobs=1, names=["a", "b", "c"]))
+    assert [type(r) for r in out] == [ImageFeatures, ImageFailure, ImageFeatures]
+    assert out[1].source == "b" and out[1].error_type == "RuntimeError" and "boom" in out[1].error
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_file_objects_in_batches_match_their_paths(tmp_path, n_jobs):
+    import io
+
+    paths = []
+    for s in range(4):
+        paths.append(tmp_path / f"p{s}.jpg")
+        paths[-1].write_bytes(cv2.imencode(".jpg", product(s, 300))[1].tobytes())
+    streams = [io.BytesIO(p.read_bytes()) for p in paths]
+    from_paths = list(extract_many(EXTRACTOR, paths, n_jobs=n_jobs, chunk=1))
+    from_streams = list(extract_many(EXTRACTOR, streams, n_jobs=n_jobs, chunk=1,
+                                     names=[f"s{i}" for i in range(4)]))
+    for a, b in zip(from_paths, from_streams):
+        np.testing.assert_array_equal(a.features.descriptors, b.features.descriptors)
+        assert len(a.features) > 20
+
+
+def test_has_features_flags_blank_images():
+    assert EXTRACTOR(product(7, 200)).has_features
+    for blank in (np.zeros((200, 200, 3), np.uint8), np.full((1, 1), 9, np.uint8),
+                  np.full((3, 500, 3), 200, np.uint8)):
+        res = EXTRACTOR(blank)
+        assert not res.has_features and len(res.features) == 0
+        assert res.features.descriptors.shape == (0, 128)

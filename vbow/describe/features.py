@@ -7,6 +7,7 @@ the descriptors used by the vocabulary. Keypoints are capped at ``max_keypoints`
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Literal
 
@@ -109,7 +110,7 @@ class FeatureExtractor:
         self.root_sift = bool(root_sift)
         self.contrast_threshold = float(contrast_threshold)
         self.fast_threshold = int(fast_threshold)
-        self._detector = None
+        self._local = threading.local()  # one OpenCV detector per thread
 
     def get_params(self) -> dict:
         """The constructor parameters, as saved in bundle manifests."""
@@ -136,8 +137,12 @@ class FeatureExtractor:
 
     def __getstate__(self) -> dict:  # OpenCV detectors cannot be sent to worker processes
         state = self.__dict__.copy()
-        state["_detector"] = None
+        del state["_local"]
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
 
     def extract(self, image: np.ndarray) -> Features:
         """Compute features of one canonical image.
@@ -162,10 +167,11 @@ class FeatureExtractor:
         if min(size) < MIN_SIDE:  # no detector has room for a keypoint (ORB's pyramid fails)
             return empty_features(self.method, size)
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-        if self._detector is None:
-            self._detector = self._make_detector()
+        detector = getattr(self._local, "detector", None)
+        if detector is None:  # OpenCV does not promise that one detector object is reentrant
+            detector = self._local.detector = self._make_detector()
         try:
-            kps, desc = self._detector.detectAndCompute(gray, None)
+            kps, desc = detector.detectAndCompute(gray, None)
         except cv2.error as exc:
             raise InvalidInputError(f"OpenCV's {self.method} detector failed on a {size[0]}x"
                                     f"{size[1]} image: {exc}") from None
