@@ -156,7 +156,8 @@ class ImageIndex:
             FeatureExtractor(self.config.method, self.config.max_keypoints,
                              contrast_threshold=self.config.contrast_threshold,
                              fast_threshold=self.config.fast_threshold),
-            self.config.colour, self.config.max_side, self.config.min_side)
+            self.config.colour, self.config.max_side, self.config.min_side,
+            self.config.max_pixels, self.config.max_file_bytes)
         self._lock = ReadWriteLock()
         self._clear()
 
