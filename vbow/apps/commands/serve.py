@@ -36,7 +36,7 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("--cache", type=int, default=512, help="query cache entries (0: off)")
     p.add_argument("--compact-every", type=int, default=200,
                    help="save the bundle after this many writes (0: only at shutdown)")
-    p.add_argument("--workers-threads", type=int, default=None,
+    p.add_argument("--threads", type=int, default=None,
                    help="worker threads for searches (default: the framework's 40)")
     p.set_defaults(func=run)
 
@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
                              max_pixels=args.max_pixels, request_timeout=args.timeout,
                              cache_entries=args.cache, compact_every=args.compact_every)
     app = create_app(settings)
-    if args.workers_threads:
-        _set_thread_tokens(app, args.workers_threads)
+    if args.threads:
+        _set_thread_tokens(app, args.threads)
     if settings.read_only:
         logger.warning("no write token: serving read-only")
     print(f"vbow: serving {args.index} ({len(app.state.service.index)} images) on "
