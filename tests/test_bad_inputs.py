@@ -594,6 +594,7 @@ def test_build_indexes_every_good_image_beside_the_whole_corpus(good_items, fres
                                          "build")
     assert error is None, repr(error)
     _check_report(report, good_items[0], bad)
+    assert sorted(report.no_features) == sorted(k for k in good_items[0] if k.startswith("blank-"))
     assert len(index) == len(good_items[0])
     products = make_catalog(8, 0, seed=11, size=256).products
     assert index.search(products[6], top_k=3).best.key == "good-non-utf8-name"
@@ -608,6 +609,7 @@ def test_add_in_worker_processes_reports_every_bad_item(good_items, fresh_corpus
     report, error, seconds = run_limited(lambda: index.add(sources, keys=keys), BATCH_LIMIT, "add")
     assert error is None, repr(error)
     _check_report(report, good_items[0], bad)
+    assert sorted(report.no_features) == sorted(k for k in good_items[0] if k.startswith("blank-"))
 
 
 def test_blank_images_have_no_features_and_good_ones_do(good_items):
@@ -638,3 +640,21 @@ def test_search_with_a_bad_query_raises_its_typed_error(small_index, tmp_path, n
     _, error, _ = run_limited(lambda: small_index.search(source), DECODE_LIMIT, name)
     expected = kind.error
     assert type(error) is expected, repr(error)
+
+
+def test_index_settings_set_the_limits(tmp_path):
+    products = make_catalog(3, 0, seed=11, size=256).products
+    paths = []
+    for i, img in enumerate(products):
+        paths.append(tmp_path / f"p{i}.png")
+        paths[-1].write_bytes(encode(".png", img))
+    small = vbow.ImageIndex("sift", n_words=128, n_jobs=1, max_keypoints=300,
+                            max_pixels=256 * 256 - 1)
+    with pytest.raises(vbow.InvalidInputError, match="65536 pixels, over the limit of 65535"):
+        small.build(paths)  # every image refused: nothing to train on
+    report = small.build(paths + [products[0]], keys=["a", "b", "c", "array"])
+    assert report.added == ("array",) and {f.error_type for f in report.failed} == {"ImageTooLargeError"}
+    capped = vbow.ImageIndex("sift", n_words=128, n_jobs=1, max_keypoints=300,
+                             max_file_bytes=min(p.stat().st_size for p in paths) - 1)
+    report = capped.build(paths + [products[0]], keys=["a", "b", "c", "array"])
+    assert report.added == ("array",) and {f.error_type for f in report.failed} == {"ImageTooLargeError"}
