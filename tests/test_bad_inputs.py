@@ -658,3 +658,42 @@ def test_index_settings_set_the_limits(tmp_path):
                              max_file_bytes=min(p.stat().st_size for p in paths) - 1)
     report = capped.build(paths + [products[0]], keys=["a", "b", "c", "array"])
     assert report.added == ("array",) and {f.error_type for f in report.failed} == {"ImageTooLargeError"}
+
+
+# ----------------------------------------------------------------------------------- fuzzing
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_FUZZ_FILES = {fmt: encode(ext, picture(1, 48, 64)) for fmt, ext in ENCODED.items()}
+
+
+@settings(max_examples=150)
+@given(fmt=st.sampled_from(sorted(ENCODED)), edits=st.lists(
+    st.tuples(st.sampled_from(["flip", "cut", "insert", "zero", "big"]), st.floats(0, 1),
+              st.integers(1, 255)), min_size=1, max_size=4))
+def test_mutated_files_give_an_image_or_a_typed_error(fmt, edits):
+    """Byte flips, cuts, insertions, zeroed runs and large header values, mostly in the header:
+    never an untyped error, never a hang."""
+    data = bytearray(_FUZZ_FILES[fmt])
+    for op, where, value in edits:
+        at = int(where ** 3 * (len(data) - 1))  # cubed: most edits land in the first bytes
+        if op == "flip":
+            data[at] ^= value
+        elif op == "cut":
+            del data[at:]
+        elif op == "big":  # a size field set to a large value
+            at = int(where * min(40, len(data) - 1))
+            data[at:at + 2] = b"\xff" + bytes([value])
+        elif op == "insert":
+            data[at:at] = bytes([value]) * (value % 7 + 1)
+        else:
+            data[at:at + value] = bytes(len(data[at:at + value]))
+        if not data:
+            break
+    image, error, _ = run_limited(lambda: vbow.read_image(bytes(data), max_pixels=4_000_000),
+                                  DECODE_LIMIT, f"{fmt} {edits}")
+    if error is not None:
+        assert isinstance(error, ImageError), f"{type(error).__name__}: {error}"
+    else:
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3

@@ -90,3 +90,17 @@ def test_cut_headers_never_raise_and_never_invent_a_size(ext, cut):
     header = sniff_image(data)
     if header is not None and header.pixels is not None:
         assert (header.width, header.height) == (60, 40)
+
+
+def test_avif_size_found_after_a_large_prefix_of_data():
+    """AVIF files may put their meta box (with the size) after the image data."""
+    ok, buf = cv2.imencode(".avif", _image(30, 50, ".avif", 0))
+    data = buf.tobytes()
+    ftyp_end = int.from_bytes(data[:4], "big")
+    filler = struct_box(b"free", bytes(3 << 20))  # 3 MiB of padding before the meta box
+    header = sniff_image(data[:ftyp_end] + filler + data[ftyp_end:])
+    assert (header.format, header.width, header.height) == ("avif", 50, 30)
+
+
+def struct_box(kind: bytes, payload: bytes) -> bytes:
+    return (8 + len(payload)).to_bytes(4, "big") + kind + payload

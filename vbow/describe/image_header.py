@@ -29,7 +29,7 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
 _PNM_TOKEN = re.compile(rb"\s*((?:#[^\n\r]*[\n\r]\s*)*)(\S+)")
 _HDR_RESOLUTION = re.compile(rb"^([+-])([XY]) (\d+) ([+-])([XY]) (\d+)$")
-#: How far into a file the ISO-BMFF (AVIF) and HDR headers are searched.
+#: How far into a file headers are searched (AVIF: the whole file).
 _HEADER_SCAN = 1 << 20
 
 
@@ -231,12 +231,12 @@ def _avif(raw: bytes) -> tuple[int | None, int | None]:
     """Largest ``ispe`` (image spatial extents) property in the file: the primary image or grid."""
     best: tuple[int | None, int | None] = (None, None)
     best_pixels = -1
-    at = raw.find(b"ispe", 0, _HEADER_SCAN)
+    at = raw.find(b"ispe")
     while at >= 0:
         wh = _u(">II", raw, at + 8)  # after the 4-byte version and flags
         if wh is not None and wh[0] * wh[1] > best_pixels:
             best, best_pixels = wh, wh[0] * wh[1]
-        at = raw.find(b"ispe", at + 4, _HEADER_SCAN)
+        at = raw.find(b"ispe", at + 4)
     return best
 
 
@@ -284,6 +284,7 @@ def sniff_image(data: bytes | bytearray | memoryview) -> ImageHeader | None:
     )
     for matches, name, reader in probes:
         if matches:
-            width, height = reader(raw)
+            # AVIF's meta box may follow the image data: search the whole file for it
+            width, height = reader(bytes(data) if name == "avif" else raw)
             return ImageHeader(name, width, height)
     return None
