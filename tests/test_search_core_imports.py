@@ -8,41 +8,36 @@ SEARCH_CORE = ["vbow.search.catalog", "vbow.search.csr", "vbow.search.fusion",
                "vbow.search.inverted_index", "vbow.search.lazy_array", "vbow.search.string_table",
                "vbow.search.weighting"]
 
+BLOCK_CV2 = textwrap.dedent("""
+    import importlib, importlib.abc, sys
+
+    class BlockCv2(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "cv2" or name.startswith("cv2."):
+                raise ImportError("cv2 is blocked in this test")
+            return None
+
+    sys.meta_path.insert(0, BlockCv2())
+""")
+
+
+def _run_blocked(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCK_CV2 + textwrap.dedent(code)],
+                          capture_output=True, text=True, timeout=120)
+
 
 def test_search_core_imports_with_cv2_blocked():
-    code = textwrap.dedent(f"""
-        import importlib, importlib.abc, sys
-
-        class BlockCv2(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name == "cv2" or name.startswith("cv2."):
-                    raise ImportError("cv2 is blocked in this test")
-                return None
-
-        sys.meta_path.insert(0, BlockCv2())
+    done = _run_blocked(f"""
         for name in {SEARCH_CORE!r}:
             importlib.import_module(name)
         loaded = sorted(m for m in sys.modules if m == "cv2" or m.startswith("cv2."))
         print("cv2 modules:", loaded)
         sys.exit(1 if loaded else 0)
     """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr + done.stdout
 
 
 def test_blocking_really_blocks():
     """The blocker itself works: importing the describe layer with cv2 blocked fails."""
-    code = textwrap.dedent("""
-        import importlib.abc, sys
-
-        class BlockCv2(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name == "cv2" or name.startswith("cv2."):
-                    raise ImportError("cv2 is blocked in this test")
-                return None
-
-        sys.meta_path.insert(0, BlockCv2())
-        import vbow.describe.features
-    """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = _run_blocked("import vbow.describe.features")
     assert done.returncode != 0 and "cv2 is blocked" in done.stderr
