@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 from vbow import __version__
 from vbow.errors import VbowError
+from vbow.progress import progress_scope
 
 __all__ = ["main", "build_parser", "print_json", "progress_setting", "verbosity"]
 
@@ -123,7 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING - 10 * min(level, 2), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return int(args.func(args))
+        with progress_scope(progress_setting(args)):   # also for phases deep in the library
+            return int(args.func(args))
     except VbowError as exc:
         print(f"vbow: error: {exc}", file=sys.stderr)
         if getattr(args, "json", False):

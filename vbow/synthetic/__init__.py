@@ -40,6 +40,8 @@ from __future__ import annotations
 from vbow.synthetic.catalogs import SyntheticCatalog, SyntheticPhoto, make_catalog, write_catalog
 from vbow.synthetic.photos import MIN_VISIBLE_FRACTION, make_shopper_photo
 from vbow.synthetic.products import CATEGORIES, make_product_image
+from vbow.synthetic.relisting import EDIT_KINDS, Relisting, make_relisting
+from vbow.synthetic.shelves import Placement, ShelfScene, make_shelf_scene
 
 __all__ = [
     "CATEGORIES",
@@ -50,4 +52,10 @@ __all__ = [
     "make_shopper_photo",
     "make_catalog",
     "write_catalog",
+    "Placement",
+    "ShelfScene",
+    "make_shelf_scene",
+    "EDIT_KINDS",
+    "Relisting",
+    "make_relisting",
 ]
