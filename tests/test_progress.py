@@ -148,3 +148,42 @@ def test_vocabulary_training_reports_progress_over_its_cells(capsys):
     quiet = make_vocabulary("sift", n_words=64, random_state=0).fit(x, progress=False)
     assert capsys.readouterr().err == ""
     np.testing.assert_array_equal(quiet.words_, vocab.words_)    # progress changes nothing
+
+
+def test_progress_scope_sets_the_default_for_nested_phases(monkeypatch, capsys):
+    from vbow.progress import progress_scope
+
+    fake = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", fake)
+    with progress_scope(False):
+        assert progress_enabled(None) is False          # a terminal, but the scope says no
+        assert progress_enabled(True) is True           # an explicit argument still wins
+        run_phase(3, None, "quiet")
+        with progress_scope(None):                      # None changes nothing
+            assert progress_enabled(None) is False
+    assert progress_enabled(None) is True               # restored on exit
+    assert "quiet" not in fake.getvalue()
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    monkeypatch.setenv("VBOW_PROGRESS", "0")
+    with progress_scope(True):
+        assert progress_enabled(None) is True           # the scope wins over the environment
+
+
+def test_cli_no_progress_silences_phases_that_were_not_told(monkeypatch):
+    """``--no-progress`` reaches phases that get ``progress=None`` (e.g. vocabulary training)."""
+    from vbow.apps import cli
+
+    seen = []
+
+    def fake_run(args):
+        seen.append(progress_enabled(None))
+        return 0
+
+    monkeypatch.setattr(sys, "stderr", FakeTerminal())
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["demo"].set_defaults(func=fake_run)
+    assert cli.main(["demo", "--no-progress"]) == 0
+    assert cli.main(["demo"]) == 0
+    assert cli.main(["demo", "--progress"]) == 0
+    assert seen == [False, True, True]                  # stderr is a (fake) terminal

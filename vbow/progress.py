@@ -5,6 +5,8 @@ A bar is drawn on standard error, never on standard output, so ``--json`` output
 is drawn when
 
 * the caller forces it (``enabled=True``), or
+* ``enabled`` is None inside ``with progress_scope(True):`` (``progress_scope(False)`` turns
+  bars off; the ``vbow`` command sets it from ``--progress``/``--no-progress``), or
 * ``enabled`` is None and the environment variable ``VBOW_PROGRESS`` is ``1``/``on`` (``0``/``off``
   turns bars off), or
 * ``enabled`` is None, ``VBOW_PROGRESS`` is unset, and standard error is a terminal or the code
@@ -18,18 +20,37 @@ summary is logged at INFO level when the phase ends. The library never configure
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, Iterator
 
-__all__ = ["Progress", "progress_enabled"]
+__all__ = ["Progress", "progress_enabled", "progress_scope"]
 
 logger = logging.getLogger(__name__)
 
 _ON = frozenset({"1", "true", "on", "yes"})
 _OFF = frozenset({"0", "false", "off", "no"})
+_SCOPE: contextvars.ContextVar[bool | None] = contextvars.ContextVar("vbow_progress", default=None)
+
+
+@contextlib.contextmanager
+def progress_scope(enabled: bool | None) -> Iterator[None]:
+    """Within the block, phases started with ``enabled=None`` draw a bar if ``enabled`` is True
+    and never if it is False (None changes nothing). Context-local: other threads and
+    contexts are not affected.
+    """
+    if enabled is None:
+        yield
+        return
+    token = _SCOPE.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
 
 
 def _stderr_is_terminal() -> bool:
@@ -59,8 +80,9 @@ def progress_enabled(enabled: bool | None = None) -> bool:
     Parameters
     ----------
     enabled : bool or None
-        True or False decide. None: ``VBOW_PROGRESS`` (``1``/``on`` or ``0``/``off``) if set,
-        else draw when standard error is a terminal or the code runs in a Jupyter kernel.
+        True or False decide. None: the enclosing :func:`progress_scope` if any, else
+        ``VBOW_PROGRESS`` (``1``/``on`` or ``0``/``off``) if set, else draw when standard error
+        is a terminal or the code runs in a Jupyter kernel.
 
     Returns
     -------
@@ -68,6 +90,9 @@ def progress_enabled(enabled: bool | None = None) -> bool:
     """
     if enabled is not None:
         return bool(enabled)
+    scoped = _SCOPE.get()
+    if scoped is not None:
+        return scoped
     setting = os.environ.get("VBOW_PROGRESS", "").strip().lower()
     if setting in _ON:
         return True

@@ -94,7 +94,8 @@ def quantize_images(vocabulary: Vocabulary, features: Sequence[Features]) -> lis
     return out
 
 
-def train_vocabulary(config: Config, features: Sequence[Features]) -> tuple[Vocabulary, list[np.ndarray]]:
+def train_vocabulary(config: Config, features: Sequence[Features], *,
+                     progress: bool | None = None) -> tuple[Vocabulary, list[np.ndarray]]:
     """Learn the word tree and its IDF from training images' features.
 
     Parameters
@@ -103,6 +104,9 @@ def train_vocabulary(config: Config, features: Sequence[Features]) -> tuple[Voca
         ``method``, ``n_words``, ``probes``, ``max_training_descriptors``, ``random_state``.
     features : sequence of Features
         The training images' features (already sampled, see :func:`training_subset`).
+    progress : bool or None
+        A bar over the vocabulary's coarse cells (None: see
+        :func:`vbow.progress.progress_enabled`).
 
     Returns
     -------
@@ -122,7 +126,7 @@ def train_vocabulary(config: Config, features: Sequence[Features]) -> tuple[Voca
     if not descriptors:
         raise InvalidInputError("cannot train a vocabulary: the training images have no keypoints")
     t = time.perf_counter()
-    vocabulary.fit(descriptors, max_samples=config.max_training_descriptors)
+    vocabulary.fit(descriptors, max_samples=config.max_training_descriptors, progress=progress)
     logger.info("vocabulary: %d words in %.1fs", vocabulary.n_words_, time.perf_counter() - t)
     words = quantize_images(vocabulary, features)
     vocabulary.fit_idf(words)
