@@ -51,3 +51,22 @@ def test_assignment_is_the_nearest_word_of_the_probed_cells(fitted):
         best = full[i, allowed].min()
         assert full[i, got[i]] <= best + 1e-4
         assert got[i] in allowed
+
+
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 4), n=st.integers(1, 900))
+@settings(deadline=None, max_examples=25)
+def test_batched_query_path_equals_the_per_cell_loop(fitted, seed, k, n):
+    """The query-sized batched path (one GEMM per cell, vectorised selection) gives the words and
+    distances of the general per-cell loop."""
+    vocab, gen = fitted
+    x = gen(n, 7000 + seed)
+    fast = vocab.quantize_multi(x, k)
+    saved = vocab.small_pairs
+    try:
+        vocab.small_pairs = 0  # every batch takes the per-cell loop
+        slow = vocab.quantize_multi(x, k)
+    finally:
+        vocab.small_pairs = saved
+    assert 2 * n <= saved  # the first call did take the batched path
+    np.testing.assert_array_equal(fast[0], slow[0])
+    np.testing.assert_allclose(fast[1], slow[1], rtol=1e-5, atol=1e-6)
