@@ -616,3 +616,54 @@ def test_any_flipped_byte_is_caught_by_the_checksums(tmp_path_factory, data):
         assert str(path) in str(exc)
     else:
         check_same(loaded, sample_arrays())
+
+
+# ------------------------------------------------------------------ structural checks (validate)
+from vbow.persist import validate as validate_module  # noqa: E402
+
+
+@given(st.lists(st.text(max_size=6), max_size=40))
+def test_unique_string_check_agrees_with_a_set(strings):
+    """Differential: the vectorised hash check finds a duplicate exactly when a set does."""
+    encoded = [s.encode("utf-8") for s in strings]
+    blob = np.frombuffer(b"".join(encoded), np.uint8)
+    offsets = np.concatenate([[0], np.cumsum([len(e) for e in encoded])]).astype(np.int64)
+    checker = validate_module._Checker({"arrays": {}}, {}, "/bundle")
+    if len(set(strings)) == len(strings):
+        checker.unique_strings("keys_blob", blob, offsets)
+    else:
+        with pytest.raises(BundleFormatError, match="more than once"):
+            checker.unique_strings("keys_blob", blob, offsets)
+
+
+def test_unique_string_check_survives_hash_collisions(monkeypatch):
+    """With every hash equal (base 0), distinct strings still pass and a duplicate fails."""
+    monkeypatch.setattr(validate_module, "_HASH_BASE", 0)
+    checker = validate_module._Checker({"arrays": {}}, {}, "/bundle")
+    for strings, dup in ((["ab", "ba", "c", "d"], False), (["ab", "ba", "ab"], True)):
+        encoded = [s.encode() for s in strings]
+        blob = np.frombuffer(b"".join(encoded), np.uint8)
+        offsets = np.concatenate([[0], np.cumsum([len(e) for e in encoded])]).astype(np.int64)
+        if dup:
+            with pytest.raises(BundleFormatError):
+                checker.unique_strings("keys_blob", blob, offsets)
+        else:
+            checker.unique_strings("keys_blob", blob, offsets)
+
+
+@given(st.lists(st.lists(st.integers(0, 40), max_size=8), min_size=1, max_size=6),
+       st.integers(1, 5))
+def test_postings_order_check_agrees_with_a_loop(per_word, chunk_exp):
+    """Differential against a plain loop, with chunks small enough to split words."""
+    n_docs = 41
+    postings = np.array([d << 2 | 1 for word in per_word for d in word], np.uint32)
+    offsets = np.concatenate([[0], np.cumsum([len(w) for w in per_word])]).astype(np.int64)
+    ok = all(a < b for word in per_word for a, b in zip(word, word[1:]))
+    checker = validate_module._Checker({"arrays": {}}, {}, "/bundle")
+    import unittest.mock
+    with unittest.mock.patch.object(validate_module, "CHUNK", chunk_exp):
+        if ok:
+            checker.postings_in_order("postings_postings", postings, offsets, n_docs, 2)
+        else:
+            with pytest.raises(BundleFormatError, match="ascending"):
+                checker.postings_in_order("postings_postings", postings, offsets, n_docs, 2)

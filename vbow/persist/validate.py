@@ -16,8 +16,9 @@ untyped error, or answer from inconsistent parts, whether or not checksums were 
   postings per word, keypoints per image, key and metadata strings);
 * postings: document ids in range and strictly ascending within each word; keypoint word ids
   below ``n_words``;
-* strings: offsets on UTF-8 character boundaries of a valid UTF-8 blob, keys unique, every
-  metadata entry a JSON object;
+* strings: offsets on UTF-8 character boundaries of a valid UTF-8 blob, keys unique (a
+  vectorised hash, collisions compared exactly), every metadata entry running from ``{`` to
+  ``}`` and, for tables up to :data:`FULL_JSON_CHECK_BYTES`, parsing as one JSON object;
 * floats finite where the index divides by or ranks on them (IDF, norms, scales, centroids).
 
 Every reduction over a large array runs in bounded chunks (no temporary the size of the
@@ -36,12 +37,16 @@ import numpy as np
 
 from vbow.errors import BundleFormatError
 
-__all__ = ["validate_index_bundle", "KNOWN_FORMAT_VERSIONS", "CHUNK"]
+__all__ = ["validate_index_bundle", "KNOWN_FORMAT_VERSIONS", "CHUNK", "FULL_JSON_CHECK_BYTES"]
 
 #: Format versions of ``vbow-index`` this module knows the arrays of.
 KNOWN_FORMAT_VERSIONS = (1, 2)
 #: Elements per chunk of a reduction over a large array.
 CHUNK = 1 << 22
+#: Metadata tables up to this many bytes are parsed as JSON in full at open (about 0.1 s per
+#: MiB); larger ones are checked entry by entry to run from "{" to "}" and are parsed as read.
+FULL_JSON_CHECK_BYTES = 4 << 20
+_HASH_BASE = 0x100000001B3
 _MANIFEST = "manifest.json"
 _TF_BITS = 2
 _MAX_DOCS = 1 << (32 - _TF_BITS)
@@ -249,26 +254,29 @@ class _Checker:
             name, shift = "postings_postings", _TF_BITS
         offsets = self.offsets("postings_word_offsets", n_words + 1, docs.shape[0],
                                "postings per word")
-        self.max_below(name, docs, n, "document id", shift)
-        self.ascending_within_words(name, docs, offsets, shift)
+        self.postings_in_order(name, docs, np.asarray(offsets), n, shift)
         return n
 
-    def ascending_within_words(self, name: str, postings: np.ndarray, offsets: np.ndarray,
-                               shift: int) -> None:
-        """Document ids strictly ascending within each word's postings (chunked)."""
+    def postings_in_order(self, name: str, postings: np.ndarray, offsets: np.ndarray, n: int,
+                          shift: int) -> None:
+        """Document ids below ``n`` and strictly ascending within each word's postings, in one
+        chunked pass."""
         total = postings.shape[0]
-        starts = np.asarray(offsets[1:-1])   # the first posting of every word but word 0
-        for s in range(0, max(total - 1, 0), CHUNK):
+        starts = offsets[1:-1]   # the first posting of every word but word 0
+        low = np.uint32((1 << shift) - 1)   # the term-count bits below the document id
+        for s in range(0, total, CHUNK):
             block = np.asarray(postings[s:s + CHUNK + 1])
-            docs = block >> np.uint32(shift) if shift else block
-            bad = docs[1:] <= docs[:-1]
-            if not bad.any():
-                continue
-            # a pair (i, i + 1) may descend only where a new word starts at i + 1
-            at = s + 1 + np.flatnonzero(bad)
-            new_word = np.isin(at, starts)
-            if not new_word.all():
-                i = int(at[~new_word][0])
+            top = int(block.max()) >> shift
+            if top >= n:
+                self.fail(name, f"document id {top} is out of range 0..{n - 1}")
+            # pair (s + j, s + j + 1) not ascending by document: doc[j+1] <= doc[j], i.e.
+            # block[j+1] <= block[j] with the count bits set (no shifted copy needed)
+            bad = block[1:] <= (block[:-1] | low if shift else block[:-1])
+            # ... which is allowed only where a new word starts at s + j + 1
+            local = starts[(starts > s) & (starts < s + block.shape[0])] - s - 1
+            bad[local] = False
+            if bad.any():
+                i = s + 1 + int(np.flatnonzero(bad)[0])
                 self.fail(name, f"postings {i - 1} and {i} of one word are not in ascending "
                                 f"document order")
 
@@ -297,21 +305,25 @@ class _Checker:
         if inner.size and bool(((np.asarray(blob)[inner] & 0xC0) == 0x80).any()):
             self.fail(offsets_name, "an offset falls inside a UTF-8 character")
         if keys:
-            bounds = offsets.tolist()
-            values = [data[bounds[i]:bounds[i + 1]] for i in range(n)]
-            if len(set(values)) != n:
-                seen: set[bytes] = set()
-                dup = next(v for v in values if v in seen or seen.add(v))
-                self.fail(blob_name, f"key {dup.decode('utf-8')!r} appears more than once")
+            self.unique_strings(blob_name, np.asarray(blob), offsets)
             return
-        # every metadata entry must be one JSON object: parse them all at once as a list
         if n == 0:
             return
+        # every metadata entry must be one JSON object: "{" ... "}" always; fully parsed (all at
+        # once, as one JSON list) when the table is small enough to cost little
         lengths = np.diff(offsets)
-        if bool((lengths == 0).any()):
-            self.fail(offsets_name, f"entry {int(np.flatnonzero(lengths == 0)[0])} is empty, "
-                                    f"expected a JSON object")
-        joined = np.insert(np.frombuffer(data, np.uint8), offsets[1:-1], ord(","))
+        if bool((lengths < 2).any()):
+            self.fail(offsets_name, f"entry {int(np.flatnonzero(lengths < 2)[0])} has "
+                                    f"{int(lengths[lengths < 2][0])} bytes, expected a JSON object")
+        raw = np.asarray(blob)
+        opened, closed = raw[offsets[:-1]] == ord("{"), raw[offsets[1:] - 1] == ord("}")
+        if not (opened.all() and closed.all()):
+            i = int(np.flatnonzero(~(opened & closed))[0])
+            self.fail(blob_name, f"entry {i} is not a JSON object (it does not run from '{{' "
+                                 f"to '}}')")
+        if blob.shape[0] > FULL_JSON_CHECK_BYTES:
+            return
+        joined = np.insert(raw, offsets[1:-1], ord(","))
         del text
         try:
             parsed = json.loads(b"[" + joined.tobytes() + b"]",
@@ -322,6 +334,36 @@ class _Checker:
         if len(parsed) != n or not all(type(v) is dict for v in parsed):
             self.fail(blob_name, f"holds {len(parsed)} JSON values for {n} images, expected one "
                                  f"JSON object each")
+
+    def unique_strings(self, name: str, blob: np.ndarray, offsets: np.ndarray) -> None:
+        """No string twice: a vectorised 64-bit polynomial hash of every string, then an exact
+        comparison of the strings whose hashes collide."""
+        n = offsets.shape[0] - 1
+        if n < 2:
+            return
+        lengths = np.diff(offsets)
+        position = np.arange(blob.shape[0], dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+        longest = int(lengths.max())
+        with np.errstate(over="ignore"):
+            powers = np.cumprod(np.full(max(longest, 1), _HASH_BASE, np.uint64))
+            terms = (blob.astype(np.uint64) + np.uint64(1)) * powers[position]
+            sums = np.zeros(n, np.uint64)
+            nonempty = lengths > 0
+            if terms.size:
+                sums[nonempty] = np.add.reduceat(terms, offsets[:-1][nonempty])
+            sums ^= lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        order = np.argsort(sums, kind="stable")
+        ranked = sums[order]
+        same = np.flatnonzero(ranked[1:] == ranked[:-1])
+        if same.size == 0:
+            return
+        seen: dict[bytes, int] = {}
+        for i in np.unique(np.concatenate([order[same], order[same + 1]])).tolist():
+            value = bytes(blob[offsets[i]:offsets[i + 1]])
+            if value in seen:
+                self.fail(name, f"key {value.decode('utf-8', 'replace')!r} appears more than "
+                                f"once (images {seen[value]} and {i})")
+            seen[value] = i
 
 
 def _reject_constant(name: str) -> None:
