@@ -345,3 +345,16 @@ def test_index_refuses_a_groundtruth_that_leaves_its_folder(tmp_path, capsys):
     assert record["error_type"] == "DatasetError"
     assert f"{root / 'groundtruth.csv'}:2" in record["error"] and ".." in record["error"]
     assert not (tmp_path / "x.vbow").exists()
+
+
+def test_query_of_a_featureless_photo_warns_on_stderr_and_in_json(bundle, tmp_path, capsys):
+    import cv2
+
+    blank = tmp_path / "blank.png"
+    assert cv2.imwrite(str(blank), np.full((96, 96, 3), 128, np.uint8))
+    capsys.readouterr()
+    main(["query", str(bundle), str(blank), "--json"])
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)
+    assert record["warnings"], record
+    assert str(blank) in captured.err and record["warnings"][0] in captured.err

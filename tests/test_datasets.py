@@ -261,3 +261,16 @@ def test_a_csv_that_is_not_utf8_is_a_dataset_error(tmp_path):
     csv_path.write_bytes("image,group,role\ncafé.jpg,1,db\n".encode("latin-1"))
     with pytest.raises(DatasetError, match="UTF-8"):
         read_groundtruth(csv_path)
+
+
+def test_scan_reports_names_that_are_not_utf8(tmp_path):
+    root = tmp_path / "imgs"
+    write(root / "good.jpg", "x")
+    latin1 = os.path.join(os.fsencode(root), "café.jpg".encode("latin-1"))
+    with open(latin1, "wb") as fh:
+        fh.write(b"x")
+    ds = scan_folder(root)
+    assert [im.relative for im in ds.images] == ["good.jpg"]
+    (problem,) = ds.skipped
+    assert "not valid UTF-8" in problem and "caf\\xe9.jpg" in problem
+    problem.encode("utf-8")                             # the report itself prints anywhere

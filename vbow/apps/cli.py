@@ -102,7 +102,8 @@ def _strict_json(obj: Any) -> Any:
 def print_json(obj: Any) -> None:
     """Write ``obj`` as one line of JSON to standard output (the only thing ``--json`` prints
     there); NaN and infinities become null."""
-    sys.stdout.write(json.dumps(_strict_json(obj), ensure_ascii=False, allow_nan=False) + "\n")
+    # ASCII-only: any stdout encoding carries it, and names with undecodable bytes too
+    sys.stdout.write(json.dumps(_strict_json(obj), ensure_ascii=True, allow_nan=False) + "\n")
     sys.stdout.flush()
 
 

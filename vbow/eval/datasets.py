@@ -248,8 +248,9 @@ def scan_folder(folder: str | os.PathLike, role: str = "db") -> Dataset:
     """Every image file below ``folder`` (recursively, sorted), all with the given role.
 
     Linked folders are not entered. A file link is followed only if it resolves to a regular
-    file inside ``folder``; dangling links, links out of the folder and entries that are not
-    regular files (pipes, devices) are listed in :attr:`Dataset.skipped`.
+    file inside ``folder``; dangling links, links out of the folder, entries that are not
+    regular files (pipes, devices) and names that are not valid UTF-8 are listed in
+    :attr:`Dataset.skipped`.
 
     Raises
     ------
@@ -271,14 +272,28 @@ def scan_folder(folder: str | os.PathLike, role: str = "db") -> Dataset:
             if Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
                 continue
             path = here / name
+            relative = path.relative_to(folder).as_posix()
+            if not _is_utf8(relative):
+                skipped.append(f"{os.fsencode(path)!r}: the name is not valid UTF-8 (it could not "
+                               f"be a key)")
+                continue
             problem = _file_problem(path, resolved_root)
             if problem:
                 skipped.append(f"{path}: {problem}")
             else:
-                found.append((path.relative_to(folder).as_posix(), path))
+                found.append((relative, path))
     found.sort(key=lambda item: item[1])
     return Dataset(folder.name, folder, tuple(DatasetImage(p, rel, None, role) for rel, p in found),
                    tuple(sorted(skipped)))
+
+
+def _is_utf8(name: str) -> bool:
+    """False for names that hold undecodable bytes (surrogate escapes from the file system)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _file_problem(path: Path, resolved_root: Path) -> str | None:

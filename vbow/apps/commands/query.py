@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
                                 rerank=not args.no_rerank,
                                 progress=False if progress is None else progress)
     for image, result in zip(args.images, results):
+        for warning in getattr(result, "warnings", ()):
+            print(f"vbow: {image}: {warning}", file=sys.stderr)
         if isinstance(result, ImageFailure):
             status = 1
             print(f"vbow: {result.error}", file=sys.stderr)
