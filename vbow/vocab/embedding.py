@@ -55,8 +55,9 @@ class HammingEmbedding:
         ``(64, d) float32`` rows of a random orthogonal matrix (``d`` = 128 for SIFT, 256 for
         unpacked ORB bits).
     thresholds_ : np.ndarray
-        ``(n_words, 64) float32`` per-word medians of the projected residuals of the training
-        descriptors (0 for a word no training descriptor fell in).
+        ``(n_words, 64) float16`` per-word medians of the projected residuals of the training
+        descriptors (0 for a word no training descriptor fell in), rounded to float16 (8 MB for
+        65,536 words), so that a saved and reloaded embedding gives the same signatures.
     """
 
     def __init__(self, random_state: int = 0) -> None:
@@ -108,7 +109,7 @@ class HammingEmbedding:
             raise InvalidInputError(f"descriptors need at least {N_BITS} dimensions; got {dim}")
         q, _ = np.linalg.qr(rng.standard_normal((dim, N_BITS)))
         self.projection_ = np.ascontiguousarray(q.T, dtype=np.float32)
-        self.thresholds_ = np.zeros((n_words, N_BITS), dtype=np.float32)
+        thresholds = np.zeros((n_words, N_BITS), dtype=np.float32)
         if words.size > max_samples:
             keep = np.sort(rng.choice(words.size, max_samples, replace=False))
             descriptors, words = descriptors[keep], words[keep]
@@ -123,7 +124,8 @@ class HammingEmbedding:
             for size in np.unique(counts).tolist():
                 which = np.flatnonzero(counts == size)
                 rows = starts[which][:, None] + np.arange(size)[None, :]
-                self.thresholds_[w_sorted[starts[which]]] = np.median(z[rows], axis=1)
+                thresholds[w_sorted[starts[which]]] = np.median(z[rows], axis=1)
+        self.thresholds_ = thresholds.astype(np.float16)
         logger.info("Hamming embedding: thresholds of %d words from %d descriptors",
                     int(np.unique(words).size), int(words.size))
         return self
@@ -192,8 +194,10 @@ class HammingEmbedding:
         """Rebuild from :meth:`to_arrays` output (arrays may be memory-mapped)."""
         he = cls(random_state)
         he.projection_ = np.asarray(arrays["projection"], dtype=np.float32)
-        he.thresholds_ = np.asarray(arrays["thresholds"], dtype=np.float32)
+        he.thresholds_ = np.asarray(arrays["thresholds"])
         if he.projection_.ndim != 2 or he.projection_.shape[0] != N_BITS or \
                 he.thresholds_.ndim != 2 or he.thresholds_.shape[1] != N_BITS:
             raise InvalidInputError("Hamming embedding arrays are inconsistent with each other")
+        if he.thresholds_.dtype != np.float16:
+            he.thresholds_ = he.thresholds_.astype(np.float16)
         return he

@@ -28,6 +28,7 @@ import numpy as np
 from vbow.errors import InvalidInputError, NotFittedError
 from vbow.progress import Progress
 from vbow.vocab.clustering import kmajority, kmeans_l2, sq_l2_distances
+from vbow.vocab.embedding import HammingEmbedding
 from vbow.vocab.hamming import as_words64, hamming_distances
 
 __all__ = ["Vocabulary", "KMeansVocabulary", "HammingVocabulary", "DescriptorSampler",
@@ -126,6 +127,8 @@ class Vocabulary:
     #: words unless distances tie exactly at the k-th place, so a vocabulary whose distances
     #: tie often (Hamming) keeps argpartition, as its small-batch path does.
     _argmin_top_k: int = 0
+    #: training descriptors the Hamming-embedding thresholds are learned from (a seeded subset)
+    embedding_samples: int = 250_000
 
     def __init__(self, n_words: int = 65536, *, probes: int = 2, min_points_per_word: int = 4,
                  random_state: int = 0, coarse_sample_per_cell: int = 256) -> None:
@@ -253,22 +256,59 @@ class Vocabulary:
         self.words_ = np.ascontiguousarray(np.concatenate(words, axis=0))
         self.cell_offsets_ = np.asarray(offsets, dtype=np.int64)
         self._prepare()
-        self._drop_empty_words(x)
+        labels = self._drop_empty_words(x)
+        # Hamming embedding of the residuals, thresholds from this (catalog-side) sample
+        self.embedding_ = HammingEmbedding(self.random_state).fit(
+            self.words_, x, labels, max_samples=self.embedding_samples)
         self.idf_ = np.ones(self.n_words_, dtype=np.float32)
         self.n_training_images_ = 0
         logger.info("vocabulary has %d words in %d cells", self.n_words_, self.coarse_.shape[0])
         return self
 
-    def _drop_empty_words(self, x: np.ndarray) -> None:
-        used = np.bincount(self.quantize(x), minlength=self.n_words_) > 0
+    def _drop_empty_words(self, x: np.ndarray) -> np.ndarray:
+        """Remove words no training descriptor falls in; returns ``(n,) int64`` the training
+        descriptors' words after the removal (a removed word was nobody's nearest, so each
+        descriptor keeps its word, renumbered)."""
+        labels = self.quantize(x).astype(np.int64)
+        used = np.bincount(labels, minlength=self.n_words_) > 0
         if used.all():
-            return
+            return labels
         cell_of_word = np.repeat(np.arange(self.coarse_.shape[0]), np.diff(self.cell_offsets_))
         self.words_ = np.ascontiguousarray(self.words_[used])
         counts = np.bincount(cell_of_word[used], minlength=self.coarse_.shape[0])
         self.cell_offsets_ = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
         self._prepare()
         logger.info("dropped %d empty words", int((~used).sum()))
+        return (np.cumsum(used) - 1)[labels]
+
+    # ------------------------------------------------------------------------ Hamming embedding
+    @property
+    def has_embedding(self) -> bool:
+        """True when the vocabulary carries Hamming-embedding thresholds (fitted by :meth:`fit`;
+        a vocabulary loaded from a bundle written before them has none)."""
+        return getattr(self, "embedding_", None) is not None
+
+    def _require_embedding(self) -> HammingEmbedding:
+        if not self.has_embedding:
+            raise NotFittedError("this vocabulary has no Hamming embedding (it was saved before "
+                                 "vbow learned one); train a new vocabulary to use it")
+        return self.embedding_
+
+    def signatures(self, descriptors: np.ndarray, words: np.ndarray) -> np.ndarray:
+        """``(n,) uint64`` Hamming-embedding signature of each descriptor for its word.
+
+        ``descriptors`` is ``(n, dim)`` of this vocabulary's dtype, ``words`` ``(n,) int``
+        (normally :meth:`quantize` of them); see :mod:`vbow.vocab.embedding`.
+        """
+        self.check_descriptors(descriptors)
+        return self._require_embedding().signatures(self.words_, descriptors, words)
+
+    def embedding_residuals(self, descriptors: np.ndarray, words: np.ndarray) -> np.ndarray:
+        """``(n, k, 64) float32`` centred projected residuals of each descriptor to each of its
+        ``(n, k)`` words (``-1``: zero rows), for query signatures
+        (:func:`vbow.search.embedding.aggregate_query`)."""
+        self.check_descriptors(descriptors)
+        return self._require_embedding().residuals(self.words_, descriptors, words)
 
     def fit_idf(self, word_lists: Iterable[np.ndarray]) -> "Vocabulary":
         """Learn IDF weights ``log(N / n_w)`` from the words of ``N`` training images.
@@ -442,8 +482,11 @@ class Vocabulary:
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The learned state as plain arrays (for bundles)."""
         self._check_fitted()
-        return {"coarse": self.coarse_, "words": self.words_, "cell_offsets": self.cell_offsets_,
-                "idf": self.idf_}
+        out = {"coarse": self.coarse_, "words": self.words_, "cell_offsets": self.cell_offsets_,
+               "idf": self.idf_}
+        if self.has_embedding:
+            out.update({f"he_{k}": v for k, v in self.embedding_.to_arrays().items()})
+        return out
 
     def state_params(self) -> dict:
         """Learned scalars that belong in a manifest."""
@@ -458,6 +501,13 @@ class Vocabulary:
         vocab.cell_offsets_ = np.asarray(arrays["cell_offsets"], dtype=np.int64)
         vocab.idf_ = arrays["idf"]
         vocab.n_training_images_ = int(state.get("n_training_images", 0))
+        vocab.embedding_ = None
+        if "he_projection" in arrays and "he_thresholds" in arrays:
+            vocab.embedding_ = HammingEmbedding.from_arrays(
+                {"projection": arrays["he_projection"], "thresholds": arrays["he_thresholds"]},
+                vocab.random_state)
+            if vocab.embedding_.thresholds_.shape[0] != np.shape(arrays["words"])[0]:
+                raise InvalidInputError("Hamming-embedding thresholds do not match the words")
         if vocab.coarse_.ndim != 2 or vocab.coarse_.shape[1] != cls.dim or \
                 vocab.words_.shape[1:] != (cls.dim,) or \
                 vocab.cell_offsets_.shape != (vocab.coarse_.shape[0] + 1,) or \
