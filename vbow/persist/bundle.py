@@ -21,7 +21,8 @@ Loading never unpickles and never follows a symbolic link inside the bundle: eve
 with ``O_NOFOLLOW | O_NONBLOCK`` relative to the bundle directory and must be a regular file; the
 ``.npy`` header is parsed and checked against the manifest (dtype, shape, byte size) before
 anything is allocated or mapped, and arrays are memory-mapped from that same open file. By
-default every file's CRC-32 and the manifest's own CRC-32 are checked (``verify_checksums``).
+default every file's CRC-32 and the manifest's own CRC-32 are checked (``verify_checksums``;
+files over :data:`CRC_PIECE_BYTES` in pieces on several threads).
 If an array file has vanished because the manifest was switched by a concurrent save, the load
 starts again once from the new manifest. Every failure is a :class:`vbow.errors.BundleError`
 subclass that names the offending file.
