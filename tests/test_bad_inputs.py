@@ -296,10 +296,12 @@ def _fifo(folder: Path) -> str:
 
 
 def _socket(folder: Path) -> str:
-    path = folder / "s.jpg"
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="vb")) / "s.jpg"  # AF_UNIX paths must be short
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(str(path))
-    _KEEP.append(sock)
+    _KEEP.append((sock, path))
     return str(path)
 
 
@@ -453,8 +455,16 @@ def make_corpus(root: Path) -> dict[str, tuple[Any, type[ImageError]]]:
 def corpus(tmp_path_factory) -> dict[str, tuple[Any, type[ImageError]]]:
     """The corpus for tests that only read each item once (streams are consumed by reading)."""
     yield make_corpus(tmp_path_factory.mktemp("bad-inputs"))
-    for sock in _KEEP:
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_sockets():
+    yield
+    for sock, path in _KEEP:
         sock.close()
+        path.unlink(missing_ok=True)
+        path.parent.rmdir()
+    _KEEP.clear()
 
 
 @pytest.fixture()
