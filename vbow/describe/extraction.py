@@ -198,7 +198,8 @@ def extract_many(extractor: Extractor, sources: Sequence[ImageInput], *, n_jobs:
         One per input, in order.
     """
     labels = [source_name(s, n) for s, n in zip(sources, names or [None] * len(sources))]
-    sources = [extractor.prepare(s, lab) for s, lab in zip(sources, labels)]
+    prepare = getattr(extractor, "prepare", None)  # any picklable callable may stand in
+    sources = [prepare(s, lab) for s, lab in zip(sources, labels)] if prepare else list(sources)
     jobs = resolve_jobs(n_jobs)
     chunks = [(sources[i:i + chunk], labels[i:i + chunk]) for i in range(0, len(sources), chunk)]
     with Progress(len(sources), description, progress) as bar:
