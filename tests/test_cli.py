@@ -358,3 +358,20 @@ def test_query_of_a_featureless_photo_warns_on_stderr_and_in_json(bundle, tmp_pa
     record = json.loads(captured.out)
     assert record["warnings"], record
     assert str(blank) in captured.err and record["warnings"][0] in captured.err
+
+
+def test_real_process_streams_and_verbose_after_the_subcommand(dataset, bundle):
+    """In a fresh process (logging not yet configured): stdout is JSON only, and ``-v`` given
+    after the subcommand turns on INFO logs, which go to stderr."""
+    import subprocess
+    import sys
+
+    photo = str(dataset / "photos" / "photo-0000.jpg")
+    base = [sys.executable, "-m", "vbow.apps.cli", "query", str(bundle), photo, "--json"]
+    quiet = subprocess.run(base, capture_output=True, text=True, timeout=300)
+    loud = subprocess.run(base + ["-v"], capture_output=True, text=True, timeout=300)
+    for proc in (quiet, loud):
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["query"] == photo
+    assert "INFO" not in quiet.stderr
+    assert "INFO vbow" in loud.stderr
