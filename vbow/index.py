@@ -31,7 +31,7 @@ import numpy as np
 from vbow.concurrency import ReadWriteLock
 from vbow.config import Config, get_config
 from vbow.describe.extraction import Extractor, ImageFeatures, extract_many
-from vbow.describe.features import FeatureExtractor
+from vbow.describe.features import FeatureExtractor, Features
 from vbow.describe.image_input import ImageInput
 from vbow.errors import ImageError, InvalidInputError, NotFittedError, UnknownOptionError
 from vbow.persist.schema import IndexParts, read_index, write_index
@@ -41,7 +41,8 @@ from vbow.results import AddReport, ImageFailure, SearchResult
 from vbow.search.catalog import Catalog, Where, encode_metadata
 from vbow.search.inverted_index import InvertedIndex
 from vbow.verify.keypoint_store import KeypointStore
-from vbow.vocab.training import quantize_images, train_vocabulary, training_subset
+from vbow.search.embedding import signs_of
+from vbow.vocab.training import descriptors32, quantize_images, train_vocabulary, training_subset
 from vbow.vocab.vocabulary import Vocabulary
 
 __all__ = ["ImageIndex", "BUILD_BATCH"]
@@ -108,11 +109,15 @@ class _Staged:
         self.sizes: list[tuple[int, int]] = []
         self.keys: list[str] = []
         self.meta: list[str] = []
+        self.signatures: list[np.ndarray] = []  # per image (n_i,) uint64, with Hamming embedding
 
     def __len__(self) -> int:
         return len(self.keys)
 
-    def stage(self, feats: ImageFeatures, words: np.ndarray, key: str, meta: str) -> None:
+    def stage(self, feats: ImageFeatures, words: np.ndarray, key: str, meta: str,
+              signatures: np.ndarray | None = None) -> None:
+        if signatures is not None:
+            self.signatures.append(signatures)
         self.words.append(words)
         self.keypoints.append(feats.features.keypoints)
         self.colours.append(feats.colour)
@@ -342,6 +347,8 @@ class ImageIndex:
         vocabulary, words = train_vocabulary(self.config, [training[i].features for i in good])
         trained_words = dict(zip(good, words))
         self._set_vocabulary(vocabulary)
+        trained_sigs = {i: self._signatures(vocabulary, training[i].features, trained_words[i])
+                        for i in good}
         for i in good:  # keep the sample as words and geometry only
             training[i] = _without_descriptors(training[i])
         rest = [i for i in range(n) if i not in training]
@@ -357,8 +364,12 @@ class ImageIndex:
             fresh = [f for i, f in pending if i not in trained_words]
             fresh_words = iter(quantize_images(vocabulary, [f.features for f in fresh]))
             for i, f in pending:
-                w = trained_words.pop(i) if i in trained_words else next(fresh_words)
-                staged.stage(f, w, keys_list[i], meta_json[i])
+                if i in trained_words:
+                    w, sig = trained_words.pop(i), trained_sigs.pop(i)
+                else:
+                    w = next(fresh_words)
+                    sig = self._signatures(vocabulary, f.features, w)
+                staged.stage(f, w, keys_list[i], meta_json[i], sig)
             with self._lock.write():
                 self._append(staged)
             added.extend(staged.keys)
@@ -479,8 +490,18 @@ class ImageIndex:
         staged = _Staged()
         for f, w, k, m in zip(feats, quantize_images(vocabulary, [f.features for f in feats]),
                               keys, meta_json):
-            staged.stage(f, w, k, m)
+            staged.stage(f, w, k, m, self._signatures(vocabulary, f.features, w))
         self._commit(vocabulary, staged)
+
+    def _signatures(self, vocabulary: Vocabulary, features: Features,
+                    words: np.ndarray) -> np.ndarray | None:
+        """``(n,) uint64`` Hamming-embedding signatures of an image's features for their words,
+        or None when ``config.hamming_embedding`` is off."""
+        if not self.config.hamming_embedding:
+            return None
+        if not len(features):
+            return np.zeros(0, np.uint64)
+        return vocabulary.signatures(descriptors32(features), np.asarray(words))
 
     def _commit(self, vocabulary: Vocabulary, staged: _Staged) -> None:
         """Append staged images under the write lock, re-checking what may have changed."""
@@ -519,6 +540,9 @@ class ImageIndex:
         metadata : sequence of dict, optional
         """
         vocabulary = self._require_fitted()
+        if self.config.hamming_embedding:
+            raise InvalidInputError("add_quantized cannot index with hamming_embedding=True: "
+                                    "signatures need the descriptors; use add or add_features")
         words, keypoints = list(words), list(keypoints)
         keys_list, meta_json = self._check_batch(words, keys, metadata)
         n = len(keys_list)
@@ -557,8 +581,9 @@ class ImageIndex:
         np.cumsum(counts, out=offsets[1:])
         flat_w = np.concatenate([np.asarray(w).reshape(-1) for w in staged.words]).astype(np.int64)
         flat_kp = np.concatenate([np.asarray(k, np.float32).reshape(-1, 4) for k in staged.keypoints])
-        self._store.add_flat(offsets, flat_w, flat_kp)  # validates geometry before anything is added
-        self._postings.add_words(offsets, flat_w, vocabulary.idf_)
+        flat_sig = np.concatenate(staged.signatures) if staged.signatures else None
+        self._store.add_flat(offsets, flat_w, flat_kp, flat_sig)  # validates before anything is added
+        self._postings.add_words(offsets, flat_w, vocabulary.idf_, embedding=signs_of(flat_sig))
         self._catalog.append(staged.keys, staged.meta, np.stack(staged.colours),
                              np.array(staged.scales, np.float32),
                              np.array(staged.sizes, np.int32).reshape(-1, 2))
@@ -620,7 +645,7 @@ class ImageIndex:
             if clash:
                 raise InvalidInputError(f"key {clash[0]!r} is already indexed; remove() it first")
             self._postings.add_words(flat["kp_offsets"], flat["kp_words"].astype(np.int64),
-                                     vocabulary.idf_)
+                                     vocabulary.idf_, embedding=signs_of(flat.get("kp_signatures")))
             self._store.extend(store)
             self._catalog.append(keys, meta, colours, scales, sizes)
             self._after_change()

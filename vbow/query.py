@@ -22,6 +22,7 @@ from vbow.describe.features import Features
 from vbow.errors import InvalidInputError
 from vbow.results import Match, SearchResult
 from vbow.search.catalog import Catalog, Where
+from vbow.search.embedding import aggregate_query, selective_kernel
 from vbow.search.fusion import FusedScores, interleaved_shortlist, select_pool
 from vbow.search.inverted_index import TF_CAP, InvertedIndex
 from vbow.search.weighting import bag_of_words, tfidf
@@ -124,6 +125,9 @@ class QueryBag:
         ``(m,) float32`` their (weighted) counts.
     weights : np.ndarray
         ``(m,) float32`` L2-normalised TF-IDF weights.
+    signatures : np.ndarray or None
+        ``(m,) uint64`` Hamming-embedding signature of each word (with
+        ``config.hamming_embedding``), else None.
     """
 
     assignments: np.ndarray
@@ -131,6 +135,7 @@ class QueryBag:
     words: np.ndarray
     tf: np.ndarray
     weights: np.ndarray
+    signatures: np.ndarray | None = None
 
 
 class QueryPlan:
@@ -152,14 +157,27 @@ class QueryPlan:
             q_words = np.zeros((0, k), np.int32)
             q_weights = np.zeros((0, k), np.float32)
         words, tf = bag_of_words(q_words, q_weights)
+        signatures = None
+        if cfg.hamming_embedding and self.state.postings.has_signatures:
+            residuals = self.state.vocabulary.embedding_residuals(descriptors32(features), q_words) \
+                if len(features) else np.zeros(q_words.shape + (64,), np.float32)
+            signatures = aggregate_query(q_words, q_weights, residuals, words)
         return QueryBag(q_words, q_weights, words, tf,
-                        tfidf(words, tf, self.state.idf, cfg.burstiness))
+                        tfidf(words, tf, self.state.idf, cfg.burstiness), signatures)
 
-    def score(self, words: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    def score(self, words: np.ndarray, weights: np.ndarray,
+              signatures: np.ndarray | None = None) -> np.ndarray:
         """``(n,) float32`` TF-IDF cosine of the bag ``(words, weights)`` with every image slot
-        (0 for removed ones), reading at most ``config.max_postings`` postings."""
-        return self.state.postings.scores(words, weights, self.state.idf,
-                                          max_postings=self.config.max_postings)
+        (0 for removed ones), reading at most ``config.max_postings`` postings. With the
+        words' Hamming-embedding ``signatures`` (``(m,) uint64``), each term is weighted by the
+        selective kernel of ``config.he_threshold`` and ``config.he_alpha``."""
+        cfg = self.config
+        if signatures is None:
+            return self.state.postings.scores(words, weights, self.state.idf,
+                                              max_postings=cfg.max_postings)
+        return self.state.postings.score_query(
+            words, weights, self.state.idf, max_postings=cfg.max_postings, signatures=signatures,
+            kernel=selective_kernel(cfg.he_threshold, cfg.he_alpha))[0]
 
     def postings_read(self, bag: QueryBag) -> int:
         """How many postings :meth:`score` reads for ``bag`` (under ``config.max_postings``)."""
@@ -309,7 +327,7 @@ class QueryPlan:
         bag = self.quantize(query.features)
         timings["quantize"] = time.perf_counter() - t
         t = time.perf_counter()
-        bow = self.score(bag.words, bag.weights)
+        bow = self.score(bag.words, bag.weights, bag.signatures)
         allowed = self.allowed(where)
         fusion = self.fuse(bow, query.colour, allowed)
         do_rerank = cfg.rerank if rerank is None else bool(rerank)

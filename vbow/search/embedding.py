@@ -23,7 +23,7 @@ import numpy as np
 
 from vbow.errors import InvalidInputError
 
-__all__ = ["N_BITS", "selective_kernel", "aggregate_query", "kernel_weights", "pack_signs"]
+__all__ = ["N_BITS", "selective_kernel", "aggregate_query", "kernel_weights", "pack_signs", "signs_of"]
 
 #: Signature length in bits.
 N_BITS = 64
@@ -37,6 +37,23 @@ def pack_signs(values: np.ndarray) -> np.ndarray:
         raise InvalidInputError(f"signature values must be (n, {N_BITS}); got {values.shape}")
     packed = np.packbits(values > 0, axis=1, bitorder="little")
     return np.ascontiguousarray(packed).view("<u8").reshape(-1).astype(np.uint64, copy=False)
+
+
+def signs_of(signatures: np.ndarray | None) -> np.ndarray | None:
+    """``(F,) uint64`` signatures → ``(F, 64) float32`` with ``+1`` for a set bit, ``-1`` else.
+
+    Indexing aggregates features stored as signatures this way: the sign of the sum of these
+    rows over a posting's features is the bitwise majority (a tie leaves the bit unset), the
+    binary counterpart of summing residuals. None passes through.
+    """
+    if signatures is None:
+        return None
+    sig = np.ascontiguousarray(np.asarray(signatures, dtype="<u8"))
+    bits = np.unpackbits(sig.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
+    out = bits.astype(np.float32)
+    out *= 2.0
+    out -= 1.0
+    return out
 
 
 def selective_kernel(threshold: int = 24, alpha: float = 3.0) -> np.ndarray:
