@@ -13,6 +13,8 @@ Protocols (``vbow/evaluate.py`` has the scoring rules):
   once with both ``distractors_*`` folders added.
 
 Methods: the vbow presets ``sift`` and ``orb``; ``sift`` without re-ranking (same index);
+``sift-he`` and ``sift-he-norerank``: ``sift`` with ``hamming_embedding=True`` (issue 12's first
+stage), with and without re-ranking;
 ``colour`` (vbow's colour histograms alone, ranked by Bhattacharyya coefficient); and the CNN
 global descriptors ``cnn-lite0`` / ``cnn-lite2`` (EfficientNet-Lite, GeM p = 3; needs the
 ``cnn`` extra, see ``README_cnn.md``; skipped with a note when it is not installed).
@@ -71,7 +73,12 @@ PROTOCOLS: tuple[tuple[str, str, bool], ...] = (
     ("grocery_packages", "grocery_packages", False),
     ("grocery_packages+distractors", "grocery_packages", True),
 )
-METHODS = ("sift", "sift-norerank", "orb", "colour", "cnn-lite0", "cnn-lite2")
+METHODS = ("sift", "sift-norerank", "orb", "colour", "cnn-lite0", "cnn-lite2", "sift-he",
+           "sift-he-norerank")
+#: methods that are a preset with settings changed: name -> (preset, overrides)
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "sift-he": ("sift", {"hamming_embedding": True}),   # Hamming-embedding first stage
+}
 
 #: The issue's targets for vbow ``sift`` and its anchors (measured by the issue's author on
 #: this protocol): protocol -> (metric, target, Lite0, Lite2, tutorial BoW, tutorial + RANSAC).
@@ -134,8 +141,10 @@ def _bundle_bytes(folder: Path) -> tuple[int, int]:
 
 # --------------------------------------------------------------------------------- vbow methods
 def run_vbow(split: Split, preset: str, top_k: int, with_norerank: bool,
-             with_colour: bool, keep_index: bool) -> list[dict[str, Any]]:
-    config = get_config(preset)
+             with_colour: bool, keep_index: bool, name: str | None = None,
+             overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    config = get_config(preset, **(overrides or {}))
+    preset = name or preset  # the method's name in the report
     t0 = time.perf_counter()
     cat, cat_ms = cached_features(split.cat_paths, config)
     qry, q_ms = cached_features(split.q_paths, config)
@@ -346,6 +355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "colour" in methods, keep_index=True)
         if "orb" in methods:
             found += run_vbow(split, "orb", args.top_k, False, False, keep_index=False)
+        for variant, (base, overrides) in VARIANTS.items():
+            if {variant, f"{variant}-norerank"} & set(methods):
+                found += run_vbow(split, base, args.top_k, f"{variant}-norerank" in methods, False,
+                                  keep_index=False, name=variant, overrides=overrides)
         for m in ("lite0", "lite2"):
             if f"cnn-{m}" in methods:
                 found.append(run_cnn(split, m, args.top_k))
