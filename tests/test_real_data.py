@@ -6,6 +6,8 @@ Run with ``python3 -m pytest -m slow``.
 from __future__ import annotations
 
 import csv
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,8 @@ pytestmark = pytest.mark.slow
 
 
 def subset(name: str, groups: int, tmp_path: Path) -> Path:
-    """A groundtruth.csv (absolute image paths) with the first ``groups`` groups of a dataset."""
+    """A groundtruth.csv with the first ``groups`` groups of a dataset, the images linked (or
+    copied) beside it: a groundtruth.csv may only name files inside its own folder."""
     folder = SHARED_DATASETS / name
     if not (folder / "groundtruth.csv").is_file():
         pytest.skip(f"dataset {name} not present at {folder}")
@@ -35,7 +38,13 @@ def subset(name: str, groups: int, tmp_path: Path) -> Path:
         writer.writerow(["image", "group", "role"])
         for row in rows:
             if row["group"] in keep:
-                writer.writerow([str(folder / row["image"]), row["group"], row["role"]])
+                target = out / row["image"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(folder / row["image"], target)
+                except OSError:
+                    shutil.copyfile(folder / row["image"], target)
+                writer.writerow([row["image"], row["group"], row["role"]])
     return out
 
 
