@@ -275,10 +275,11 @@ class ImageIndex:
                                                         progress=progress,
                                                         description="training features")
                  if isinstance(r, ImageFeatures)]
-        self._set_vocabulary(train_vocabulary(self.config, feats)[0])
+        self._set_vocabulary(train_vocabulary(self.config, feats, progress=progress)[0])
         return self
 
-    def fit_features(self, features: Sequence[ImageFeatures]) -> "ImageIndex":
+    def fit_features(self, features: Sequence[ImageFeatures], *,
+                     progress: bool | None = None) -> "ImageIndex":
         """Train the vocabulary and IDF on already described catalog-side images.
 
         Like :meth:`fit`, for pipelines that describe images elsewhere (with
@@ -294,7 +295,8 @@ class ImageIndex:
             raise InvalidInputError("fit_features takes ImageFeatures (see ImageIndex.describe)")
         chosen = training_subset(len(features), self.config)
         self._set_vocabulary(train_vocabulary(self.config, [features[i].features
-                                                            for i in chosen.tolist()])[0])
+                                                            for i in chosen.tolist()],
+                                              progress=progress)[0])
         return self
 
     def build(self, images: Sequence[ImageInput], keys: Sequence[str] | str | None = None,
@@ -344,7 +346,8 @@ class ImageIndex:
         if not good:
             raise InvalidInputError("no catalog image could be read; see the failures: " +
                                     "; ".join(training[i].error for i in chosen[:5]))
-        vocabulary, words = train_vocabulary(self.config, [training[i].features for i in good])
+        vocabulary, words = train_vocabulary(self.config, [training[i].features for i in good],
+                                             progress=progress)
         trained_words = dict(zip(good, words))
         self._set_vocabulary(vocabulary)
         trained_sigs = {i: self._signatures(vocabulary, training[i].features, trained_words[i])
