@@ -37,7 +37,8 @@ from vbow.errors import InvalidInputError
 from vbow.progress import Progress
 from vbow.results import AddReport, ImageFailure
 
-__all__ = ["SegmentedBuildReport", "build_index", "merge_segments", "DEFAULT_BATCH_SIZE"]
+__all__ = ["SegmentedBuildReport", "build_index", "prepare_build", "merge_segments",
+           "DEFAULT_BATCH_SIZE"]
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,44 @@ def merge_segments(work_dir: str | os.PathLike, n_batches: int | None = None) ->
     return merged
 
 
+def prepare_build(source: str | os.PathLike | Sequence[CatalogEntry], work_dir: str | os.PathLike,
+                  *, preset: str | Config = "sift", batch_size: int = DEFAULT_BATCH_SIZE,
+                  client: Any = None, progress: bool | None = None,
+                  **overrides: Any) -> int:
+    """Write the plan and train the vocabulary of a build, without building any segment.
+
+    A later :func:`build_index` with the same arguments (and this ``work_dir``) starts from
+    here; copies of the prepared directory let benchmarks time segment building alone.
+
+    Returns
+    -------
+    int
+        Number of batches in the plan.
+    """
+    entries, config, plan, work = _start(source, None, work_dir, preset, batch_size, overrides)
+    if not work.has_vocabulary():
+        _train_vocabulary(work, entries, config, client, progress)
+    return int(plan["n_batches"])
+
+
+def _start(source, out, work_dir, preset, batch_size, overrides):
+    if out is None and work_dir is None:
+        raise InvalidInputError("give out, work_dir, or both")
+    work = WorkDir(work_dir if work_dir is not None else f"{os.fspath(out)}.segments")
+    entries = load_entries(source) if isinstance(source, (str, os.PathLike)) else list(source)
+    keys = [e.key for e in entries]
+    if len(set(keys)) != len(keys):
+        seen: set[str] = set()
+        dup = next(k for k in keys if k in seen or seen.add(k))
+        raise InvalidInputError(f"duplicate key {dup!r} in the catalog")
+    if not entries:
+        raise InvalidInputError(f"no catalog entries in {source}")
+    config = get_config(preset, **overrides)
+    plan = _plan(entries, config, batch_size)
+    work.start(plan)
+    return entries, config, plan, work
+
+
 def build_index(source: str | os.PathLike | Sequence[CatalogEntry], out: str | os.PathLike | None,
                 *, work_dir: str | os.PathLike | None = None, preset: str | Config = "sift",
                 batch_size: int = DEFAULT_BATCH_SIZE, client: Any = None,
@@ -209,26 +248,14 @@ def build_index(source: str | os.PathLike | Sequence[CatalogEntry], out: str | o
         ``work_dir`` holds another build, a key repeats, or no image could be read.
     """
     t0 = time.perf_counter()
-    if out is None and work_dir is None:
-        raise InvalidInputError("give out, work_dir, or both")
-    work = WorkDir(work_dir if work_dir is not None else f"{os.fspath(out)}.segments")
-    entries = load_entries(source) if isinstance(source, (str, os.PathLike)) else list(source)
-    keys = [e.key for e in entries]
-    if len(set(keys)) != len(keys):
-        dup = next(k for k in keys if keys.count(k) > 1)
-        raise InvalidInputError(f"duplicate key {dup!r} in the catalog")
-    if not entries:
-        raise InvalidInputError(f"no catalog entries in {source}")
-    config = get_config(preset, **overrides)
-    plan = _plan(entries, config, batch_size)
-    resumed = work.start(plan)
+    entries, config, plan, work = _start(source, out, work_dir, preset, batch_size, overrides)
     if not work.has_vocabulary():
         _train_vocabulary(work, entries, config, client, progress)
     batches = make_batches(entries, batch_size)
     done = [b for b in range(len(batches)) if work.is_done(b)]
     pending = [b for b in range(len(batches)) if not work.is_done(b)]
-    logger.info("%s build: %d batches, %d already finished, %d to build",
-                "resumed" if resumed else "new", len(batches), len(done), len(pending))
+    logger.info("build: %d batches, %d already finished, %d to build", len(batches), len(done),
+                len(pending))
     if client is None:
         _run_local(work, batches, pending, config.n_jobs, progress)
     else:

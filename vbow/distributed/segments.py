@@ -172,6 +172,7 @@ def build_segment(work_dir: str, batch: int, entries: Sequence[CatalogEntry],
     work = WorkDir(work_dir)
     if work.is_done(batch):
         return work.info(batch)
+    logger.info("segment %d: building %d images", batch, len(entries))
     index = ImageIndex.load(work.vocabulary_path, mmap=True)
     if index.config.n_jobs != n_jobs:
         index.config = dataclasses.replace(index.config, n_jobs=int(n_jobs))

@@ -1,0 +1,435 @@
+"""Distributed build and sharded search benchmarks (issue 14), on this machine's LocalCluster.
+
+Three parts, each writing ``benchmarks/results/dask_<part>.md`` and ``.json``:
+
+``build``   the same 2,000 real images (ukbench 1,000 + 1,000 product distractors), the
+            vocabulary trained once beforehand (``prepare_build``), then the segments built, side
+            by side in one run: a local segmented build with ``n_jobs=2``, a LocalCluster with 2
+            single-threaded worker processes, and one with 1 worker. Ratios: 2 workers / 1
+            worker, Dask / local.
+``resume``  a segmented build (local, 2 processes) killed with SIGKILL at 5 random moments and
+            resumed each time; the final bundle is compared array by array, and by search
+            results, with an uninterrupted build; images processed twice are counted from the
+            segment logs (started but never published).
+``shards``  a scale-benchmark catalog (``benchmarks/synthetic_catalog.py``) split into 4
+            shards on a 2-worker LocalCluster: the 200 real queries, results compared with the
+            single index, latency p50/p95 of both, side by side.
+
+Commands::
+
+    python3 benchmarks/dask_bench.py build
+    python3 benchmarks/dask_bench.py resume
+    python3 benchmarks/dask_bench.py shards --n 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+DATASETS = HERE.parent.parent / "shared" / "datasets"
+RESULTS = HERE / "results"
+WORK = Path(os.environ.get("VBOW_DASK_WORK", "/tmp/issue14-dask-bench"))
+
+
+def machine() -> str:
+    from vbow.eval.evaluate import machine_description
+    return machine_description()
+
+
+def load_avg() -> str:
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def real_entries(n: int):
+    """The first ``n`` of ukbench + product distractors as catalog entries (keys: relative)."""
+    from vbow.distributed import load_entries
+    entries = load_entries(DATASETS / "ukbench") + load_entries(DATASETS / "distractors_products")
+    if len(entries) < n:
+        raise SystemExit(f"only {len(entries)} images under {DATASETS}; need {n}")
+    return entries[:n]
+
+
+def write(name: str, md: str, data: dict) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.md").write_text(md)
+    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1) + "\n")
+    print(md)
+
+
+def bundle_arrays(path: Path) -> dict:
+    from vbow.persist.bundle import load_bundle
+    return load_bundle(path, "vbow-index", 99, mmap=False)[1]
+
+
+def same_bundles(a: Path, b: Path) -> bool:
+    xa, xb = bundle_arrays(a), bundle_arrays(b)
+    return sorted(xa) == sorted(xb) and all(np.array_equal(xa[k], xb[k]) for k in xa)
+
+
+# ------------------------------------------------------------------------------------ build
+def bench_build(args) -> None:
+    from distributed import Client, LocalCluster
+
+    from vbow.distributed import build_index
+    from vbow.distributed.build import prepare_build
+
+    entries = real_entries(args.images)
+    settings = dict(max_training_images=args.training_images, n_jobs=2)
+    root = WORK / "build"
+    shutil.rmtree(root, ignore_errors=True)
+    template = root / "template"
+    t = time.perf_counter()
+    n_batches = prepare_build(entries, template, batch_size=args.batch_size, progress=False,
+                              **settings)
+    t_vocab = time.perf_counter() - t
+    print(f"vocabulary: {t_vocab:.1f}s, {n_batches} batches", file=sys.stderr, flush=True)
+
+    def fresh(name: str) -> Path:
+        d = root / name
+        shutil.rmtree(d, ignore_errors=True)
+        shutil.copytree(template, d)
+        return d
+
+    runs = []
+
+    def timed(label: str, client=None) -> None:
+        work = fresh(f"{label}-{len(runs)}")
+        load = load_avg()
+        t = time.perf_counter()
+        report = build_index(entries, None, work_dir=work, batch_size=args.batch_size,
+                             client=client, merge=False, progress=False, **settings)
+        seconds = time.perf_counter() - t
+        runs.append({"run": label, "seconds": round(seconds, 2), "load_before": load,
+                     "images": len(report.added), "failed": len(report.failed),
+                     "images_per_second": round(len(report.added) / seconds, 2), "work": str(work)})
+        print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+
+    clusters = {}
+    for w in (2, 1):
+        t = time.perf_counter()
+        lc = LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=None)
+        clusters[w] = (lc, Client(lc), round(time.perf_counter() - t, 2))
+        clusters[w][1].run(lambda: bool(__import__("vbow.index")))  # imports outside the timing
+    for _ in range(args.repeats):
+        timed("local_n_jobs_2")
+        timed("dask_2_workers", clusters[2][1])
+        timed("dask_1_worker", clusters[1][1])
+    for lc, client, _ in clusters.values():
+        client.close()
+        lc.close()
+    from vbow.distributed import merge_segments
+    t = time.perf_counter()
+    merged = merge_segments(runs[0]["work"]).save(root / "merged.vbow")
+    t_merge = time.perf_counter() - t
+    equal = all(same_bundles_from_work(runs[0]["work"], r["work"], root) for r in runs[1:])
+
+    def med(label):
+        return float(np.median([r["seconds"] for r in runs if r["run"] == label]))
+
+    ratio_workers = med("dask_1_worker") / med("dask_2_workers")
+    overhead = med("dask_2_workers") / med("local_n_jobs_2") - 1.0
+    data = {"command": "python3 benchmarks/dask_bench.py build", "machine": machine(),
+            "images": len(entries), "batch_size": args.batch_size, "batches": n_batches,
+            "training_images": args.training_images, "vocabulary_seconds": round(t_vocab, 2),
+            "merge_seconds": round(t_merge, 2), "merged_bundle": str(merged),
+            "cluster_start_seconds": {f"{w}_workers": c[2] for w, c in clusters.items()},
+            "runs": runs, "speedup_2_workers_over_1": round(ratio_workers, 3),
+            "dask_overhead_vs_local": round(overhead, 4),
+            "all_runs_equal_segments": equal}
+    rows = "\n".join(f"| {r['run']} | {r['seconds']} | {r['images_per_second']} | {r['load_before']} |"
+                     for r in runs)
+    md = f"""# Distributed build throughput (2,000 real images)
+
+Command: `python3 benchmarks/dask_bench.py build`  
+Machine: {data['machine']} (shared with other engineers' jobs: the load average before each run is shown)
+
+{len(entries)} images (ukbench + product distractors), {n_batches} batches of {args.batch_size}; the
+vocabulary (the sift preset's 65,536 words, trained on a seeded sample of {args.training_images} images) is trained once
+beforehand ({t_vocab:.1f} s) and every run starts from a copy of it, so the runs time the segments:
+extraction, quantisation and the segment bundles written. Runs are interleaved
+(local, 2 workers, 1 worker) × {args.repeats}; ratios are of the medians.
+
+| run | seconds | images/s | load average (1/5/15 min) before |
+|---|---|---|---|
+{rows}
+
+- 2 single-threaded workers against 1: **× {ratio_workers:.2f}** (target ≥ 1.8)
+- Dask (2 workers) against the local segmented build with `n_jobs=2`: **{overhead * 100:+.1f} %** (target ≤ +10 %)
+- every run's segments identical to the first run's: {equal}
+- merging the {n_batches} segments into one bundle: {t_merge:.1f} s; cluster start (not timed above):
+  {', '.join(f'{w} worker(s) {c[2]} s' for w, c in clusters.items())}
+"""
+    write("dask_build", md, data)
+
+
+def same_bundles_from_work(a: str, b: str, root: Path) -> bool:
+    """Segments of two work dirs hold the same arrays, batch by batch."""
+    sa = sorted((Path(a) / "segments").glob("batch-*"))
+    sb = sorted((Path(b) / "segments").glob("batch-*"))
+    return [p.name for p in sa] == [p.name for p in sb] and all(
+        same_bundles(x, y) for x, y in zip(sa, sb))
+
+
+# ----------------------------------------------------------------------------------- resume
+_CHILD = """
+import logging, sys, json
+logging.basicConfig(filename=sys.argv[3], level=logging.INFO, format="%(created).3f %(name)s %(message)s")
+from vbow.distributed import build_index
+from vbow.distributed.catalog_source import CatalogEntry
+entries = [CatalogEntry(k, p) for k, p in json.load(open(sys.argv[1]))]
+build_index(entries, sys.argv[2], batch_size=int(sys.argv[4]), progress=False,
+            max_training_images=int(sys.argv[5]), n_words=int(sys.argv[6]), n_jobs=2)
+"""
+
+
+def _segment_log(log: Path) -> tuple[dict[int, int], set[int]]:
+    started, published = {}, set()
+    if not log.exists():
+        return started, published
+    for line in log.read_text().splitlines():
+        if "vbow.distributed.segments segment" not in line:
+            continue
+        parts = line.split()
+        b = int(parts[3].rstrip(":"))
+        if parts[4] == "building":
+            started[b] = int(parts[5])
+        else:
+            published.add(b)
+    return started, published
+
+
+def bench_resume(args) -> None:
+    from vbow import ImageIndex
+
+    entries = real_entries(args.images)
+    root = WORK / "resume"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    listing = root / "entries.json"
+    listing.write_text(json.dumps([[e.key, e.path] for e in entries]))
+
+    def child(out: Path, log: Path) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", _CHILD, str(listing), str(out), str(log),
+                                 str(args.batch_size), str(args.training_images),
+                                 str(args.n_words)])
+
+    t = time.perf_counter()
+    ref = root / "reference.vbow"
+    rc = child(ref, root / "reference.log").wait()
+    t_ref = time.perf_counter() - t
+    if rc != 0:
+        raise SystemExit(f"reference build failed ({rc})")
+    rng = random.Random(args.seed)
+    out = root / "killed.vbow"
+    kills = []
+    for k in range(args.kills):
+        log = root / f"run-{k}.log"
+        p = child(out, log)
+        wait = rng.uniform(2.0, max(3.0, t_ref * 0.6))
+        t = time.perf_counter()
+        while time.perf_counter() - t < wait and p.poll() is None:
+            time.sleep(0.05)
+        finished = p.poll() is not None
+        if not finished:
+            p.send_signal(signal.SIGKILL)
+        p.wait()
+        started, published = _segment_log(log)
+        lost = {b: n for b, n in started.items() if b not in published}
+        kills.append({"run": k, "killed_after_s": round(wait, 2), "finished_before_kill": finished,
+                      "batches_started": len(started), "batches_published": len(published),
+                      "batches_in_flight_lost": sorted(lost),
+                      "images_processed_twice": int(sum(lost.values()))})
+        print(json.dumps(kills[-1]), file=sys.stderr, flush=True)
+    log = root / "final.log"
+    t = time.perf_counter()
+    rc = child(out, log).wait()
+    t_final = time.perf_counter() - t
+    started, published = _segment_log(log)
+    equal_arrays = same_bundles(ref, out)
+    a, b = ImageIndex.load(ref), ImageIndex.load(out)
+    queries = [e.path for e in entries[:: max(1, len(entries) // args.queries)]][:args.queries]
+    same_results = all(a.search(q, 10).keys == b.search(q, 10).keys for q in queries)
+    twice = sum(k["images_processed_twice"] for k in kills)
+    data = {"command": "python3 benchmarks/dask_bench.py resume", "machine": machine(),
+            "images": len(entries), "batch_size": args.batch_size, "kills": kills,
+            "reference_seconds": round(t_ref, 2), "final_run_seconds": round(t_final, 2),
+            "final_run_batches_built": len(started), "final_rc": rc,
+            "equal_to_uninterrupted_arrays": equal_arrays, "equal_search_results": same_results,
+            "search_queries_compared": len(queries), "images_processed_twice_total": twice,
+            "keys_equal": a.keys == b.keys}
+    rows = "\n".join(f"| {k['run']} | {k['killed_after_s']} | {k['batches_published']} | "
+                     f"{k['batches_in_flight_lost']} | {k['images_processed_twice']} |" for k in kills)
+    md = f"""# Resumable build: 5 kills
+
+Command: `python3 benchmarks/dask_bench.py resume`  
+Machine: {data['machine']}
+
+{len(entries)} real images in batches of {args.batch_size} (local segmented build, `n_jobs=2`, a
+{args.n_words}-word vocabulary on a seeded sample of {args.training_images}). An uninterrupted build ({t_ref:.1f} s) is the reference. The
+same build was then started and SIGKILLed {args.kills} times at random moments (a kill may land in the
+vocabulary training, in a batch, or while a segment is being published), resumed each time, and finally
+run to the end ({t_final:.1f} s, {len(started)} batches left to build).
+
+| run | killed after (s) | segments published in this run | batches in flight, lost | images processed twice |
+|---|---|---|---|---|
+{rows}
+
+- final index equal to the uninterrupted one: every bundle array identical: **{equal_arrays}**; same
+  keys: {a.keys == b.keys}; same top-10 keys on {len(queries)} catalog images as queries: {same_results}
+- images processed twice over all kills: **{twice}** (at most one batch of {args.batch_size} per kill: the
+  one in flight; a local build has one batch in flight)
+"""
+    write("dask_resume", md, data)
+
+
+# ----------------------------------------------------------------------------------- shards
+def bench_shards(args) -> None:
+    from distributed import Client, LocalCluster
+
+    import vbow
+    from feature_cache import cached_features
+    from synthetic_catalog import SyntheticCatalog, query_paths, real_batch, real_stats
+    from vbow.distributed.shards import ShardedIndex, split_index
+
+    root = WORK / "shards"
+    root.mkdir(parents=True, exist_ok=True)
+    bundle = root / f"catalog-{args.n}.vbow"
+    stats = real_stats("sift")
+    t = time.perf_counter()
+    if not (bundle / "manifest.json").exists():
+        index = stats.empty_index("sift")
+        real = real_batch(stats)
+        n_real = min(args.n, stats.n_images)
+        index.add_quantized(real["words"][:n_real], real["keypoints"][:n_real],
+                            real["colours"][:n_real], real["image_sizes"][:n_real],
+                            real["keys"][:n_real], scales=real["scales"][:n_real])
+        gen = SyntheticCatalog(stats, index.vocabulary.n_words_, seed=1)
+        done = n_real
+        while done < args.n:
+            stop = min(args.n, done + 50_000)
+            b = gen.batch(done, stop)
+            index.add_quantized(b["words"], b["keypoints"], b["colours"], b["image_sizes"],
+                                b["keys"], scales=b["scales"])
+            done = stop
+        index.save(bundle)
+        del index
+    t_build = time.perf_counter() - t
+    split = root / f"split-{args.n}-{args.shards}"
+    t = time.perf_counter()
+    if not (split / "shards.json").exists():
+        split_index(bundle, split, args.shards)
+    t_split = time.perf_counter() - t
+    shard_bytes = [sum(f.stat().st_size for f in (split / f"shard-{s:03d}").iterdir())
+                   for s in range(args.shards)]
+    single = vbow.ImageIndex.load(bundle)
+    paths, _ = query_paths()
+    rng = np.random.default_rng(0)
+    pick = np.sort(rng.choice(len(paths), min(args.queries, len(paths)), replace=False))
+    feats, _ = cached_features([paths[i] for i in pick], single.config, n_jobs=1, progress=False)
+    feats = [f for f in feats if f is not None]
+    lc = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = Client(lc)
+    t = time.perf_counter()
+    sharded = ShardedIndex.open(client, split, timeout=120)
+    t_open = time.perf_counter() - t
+    lat = {k: [] for k in ("single_no_rerank", "sharded_no_rerank", "single_rerank", "sharded_rerank")}
+    same = {False: 0, True: 0}
+    score_err = []
+    load_start = load_avg()
+    for f in feats:
+        for rr in (False, True):
+            tag = "rerank" if rr else "no_rerank"
+            t = time.perf_counter()
+            a = single.search_features(f, 10, rerank=rr, shortlist=args.shortlist if rr else None)
+            lat[f"single_{tag}"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            b = sharded.search_features(f, 10, rerank=rr, shortlist=args.shortlist if rr else None)
+            lat[f"sharded_{tag}"].append(time.perf_counter() - t)
+            ok = b.complete and a.keys == b.keys
+            same[rr] += ok
+            if ok and len(a):
+                score_err.append(float(np.max(np.abs(np.array([m.score for m in a]) -
+                                                      np.array([m.score for m in b.result])))))
+    client.close()
+    lc.close()
+    warm = slice(5, None) if len(feats) > 20 else slice(None)
+    pct = lambda xs, p: round(float(np.percentile(xs[warm], p)) * 1000, 2)  # noqa: E731
+    summary = {k: {"p50_ms": pct(v, 50), "p95_ms": pct(v, 95)} for k, v in lat.items()}
+    hop = {tag: {"p50_ms": round(summary[f"sharded_{tag}"]["p50_ms"] - summary[f"single_{tag}"]["p50_ms"], 2),
+                 "p95_ms": round(summary[f"sharded_{tag}"]["p95_ms"] - summary[f"single_{tag}"]["p95_ms"], 2)}
+           for tag in ("no_rerank", "rerank")}
+    data = {"command": f"python3 benchmarks/dask_bench.py shards --n {args.n}", "machine": machine(),
+            "n_images": args.n, "n_shards": args.shards, "queries": len(feats),
+            "rerank_shortlist": args.shortlist, "catalog_build_seconds": round(t_build, 1),
+            "split_seconds": round(t_split, 1), "open_seconds": round(t_open, 2),
+            "shard_bytes": shard_bytes, "latency": summary, "extra_hop": hop,
+            "equal_results": {"no_rerank": same[False], "rerank": same[True]},
+            "max_abs_score_difference": max(score_err) if score_err else None,
+            "load_average_at_start": load_start}
+    rows = "\n".join(f"| {k} | {v['p50_ms']} | {v['p95_ms']} |" for k, v in summary.items())
+    md = f"""# Sharded search: {args.shards} shards of the scale catalog ({args.n:,} images)
+
+Command: `{data['command']}`  
+Machine: {data['machine']}; load average at the start {load_start}
+
+The scale benchmark's catalog ({args.n:,} images: the 4,269 real catalog images, the rest synthetic,
+`benchmarks/synthetic_catalog.py`) saved as one bundle, split by key hash into {args.shards} shards
+(`vbow.distributed.shards.split_index`, {t_split:.0f} s) held by 2 LocalCluster worker processes
+({args.shards // 2} shards each, as actors on memory-mapped bundles). {len(feats)} real query photos (smvs_dvd + grocery, features from
+the cache), each searched on the single index and on the shards, alternately; the first 5 are left out of
+the percentiles. Re-ranking verifies a shortlist of {args.shortlist}.
+
+| search | p50 ms | p95 ms |
+|---|---|---|
+{rows}
+
+- results equal to the single index (same top-10 keys in the same order, every shard answering):
+  **{same[False]} / {len(feats)}** without re-ranking, **{same[True]} / {len(feats)}** with; largest
+  score difference {data['max_abs_score_difference']}
+- the extra hop (sharded − single): p50 {hop['no_rerank']['p50_ms']} ms / p95 {hop['no_rerank']['p95_ms']} ms
+  without re-ranking, p50 {hop['rerank']['p50_ms']} ms / p95 {hop['rerank']['p95_ms']} ms with
+- bytes per shard: {', '.join(f'{b / 2**20:.0f} MiB' for b in shard_bytes)}
+"""
+    write(f"dask_shards_{args.n}", md, data)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="part", required=True)
+    b = sub.add_parser("build")
+    b.add_argument("--images", type=int, default=2000)
+    b.add_argument("--batch-size", type=int, default=50)
+    b.add_argument("--training-images", type=int, default=200)
+    b.add_argument("--repeats", type=int, default=1)
+    r = sub.add_parser("resume")
+    r.add_argument("--images", type=int, default=400)
+    r.add_argument("--batch-size", type=int, default=25)
+    r.add_argument("--training-images", type=int, default=100)
+    r.add_argument("--n-words", type=int, default=4096)
+    r.add_argument("--kills", type=int, default=5)
+    r.add_argument("--queries", type=int, default=20)
+    r.add_argument("--seed", type=int, default=0)
+    s = sub.add_parser("shards")
+    s.add_argument("--n", type=int, default=1_000_000)
+    s.add_argument("--shards", type=int, default=4)
+    s.add_argument("--queries", type=int, default=200)
+    s.add_argument("--shortlist", type=int, default=100)
+    args = ap.parse_args()
+    {"build": bench_build, "resume": bench_resume, "shards": bench_shards}[args.part](args)
+
+
+if __name__ == "__main__":
+    main()
