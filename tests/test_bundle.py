@@ -652,20 +652,21 @@ def test_unique_string_check_survives_hash_collisions(monkeypatch):
 
 
 @given(st.lists(st.lists(st.integers(0, 40), max_size=8), min_size=1, max_size=6),
-       st.integers(1, 5))
-def test_postings_order_check_agrees_with_a_loop(per_word, chunk_exp):
-    """Differential against a plain loop, with chunks small enough to split words."""
-    n_docs = 41
+       st.integers(1, 5), st.integers(1, 45))
+def test_postings_order_check_agrees_with_a_loop(per_word, chunk_exp, n_docs):
+    """Differential against plain loops (order within each word, then range), with chunks
+    small enough to split words."""
     postings = np.array([d << 2 | 1 for word in per_word for d in word], np.uint32)
     offsets = np.concatenate([[0], np.cumsum([len(w) for w in per_word])]).astype(np.int64)
-    ok = all(a < b for word in per_word for a, b in zip(word, word[1:]))
+    ordered = all(a < b for word in per_word for a, b in zip(word, word[1:]))
+    in_range = all(d < n_docs for word in per_word for d in word)
     checker = validate_module._Checker({"arrays": {}}, {}, "/bundle")
     import unittest.mock
     with unittest.mock.patch.object(validate_module, "CHUNK", chunk_exp):
-        if ok:
+        if ordered and in_range:
             checker.postings_in_order("postings_postings", postings, offsets, n_docs, 2)
         else:
-            with pytest.raises(BundleFormatError, match="ascending"):
+            with pytest.raises(BundleFormatError, match="ascending" if not ordered else "range"):
                 checker.postings_in_order("postings_postings", postings, offsets, n_docs, 2)
 
 
