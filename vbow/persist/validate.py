@@ -357,13 +357,12 @@ class _Checker:
             if terms.size:
                 sums[nonempty] = np.add.reduceat(terms, offsets[:-1][nonempty])
             sums ^= lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-        order = np.argsort(sums, kind="stable")
-        ranked = sums[order]
-        same = np.flatnonzero(ranked[1:] == ranked[:-1])
+        ranked = np.sort(sums)
+        same = ranked[1:][ranked[1:] == ranked[:-1]]   # hash values seen more than once
         if same.size == 0:
             return
         seen: dict[bytes, int] = {}
-        for i in np.unique(np.concatenate([order[same], order[same + 1]])).tolist():
+        for i in np.flatnonzero(np.isin(sums, same)).tolist():
             value = bytes(blob[offsets[i]:offsets[i + 1]])
             if value in seen:
                 self.fail(name, f"key {value.decode('utf-8', 'replace')!r} appears more than "
