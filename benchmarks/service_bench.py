@@ -404,7 +404,7 @@ def main() -> int:
     photos = [p.read_bytes() for p in q_paths]
     w_paths = [p for p in catalog_files()[0] if "distractors_products" in str(p)]
     writes = [p.read_bytes() for p in w_paths[:64]]
-    n1 = 20 if args.quick else 100
+    n1 = 20 if args.quick else 60
     index = vbow.ImageIndex.load(pristine)
     server = Server(work)
     try:
@@ -417,7 +417,7 @@ def main() -> int:
         levels = []
         for conc in (1, 4, 16):
             print(f"{conc} clients ...", file=sys.stderr)
-            levels.append(load_level(server, photos[:40] if args.quick else photos, conc))
+            levels.append(load_level(server, photos[:40] if args.quick else photos[1::2], conc))
         out["levels"] = levels
         print("cache ...", file=sys.stderr)
         out["cache"] = cache_latency(server, photos[0], 10 if args.quick else 50)
