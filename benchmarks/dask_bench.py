@@ -91,6 +91,9 @@ def bench_build(args) -> None:
     root = WORK / "build"
     shutil.rmtree(root, ignore_errors=True)
     template = root / "template"
+    if args.vocabulary_from:  # a vocabulary bundle trained earlier (e.g. on a larger sample)
+        template.mkdir(parents=True)
+        shutil.copytree(args.vocabulary_from, template / "vocabulary")
     t = time.perf_counter()
     n_batches = prepare_build(entries, template, batch_size=args.batch_size, progress=False,
                               **settings)
@@ -141,7 +144,9 @@ def bench_build(args) -> None:
 
     ratio_workers = med("dask_1_worker") / med("dask_2_workers")
     overhead = med("dask_2_workers") / med("local_n_jobs_2") - 1.0
-    data = {"command": "python3 benchmarks/dask_bench.py build", "machine": machine(),
+    command = "python3 benchmarks/dask_bench.py build" + (
+        f" --images {args.images} --batch-size {args.batch_size}" if args.images != 2000 else "")
+    data = {"command": command, "machine": machine(),
             "images": len(entries), "batch_size": args.batch_size, "batches": n_batches,
             "training_images": args.training_images, "vocabulary_seconds": round(t_vocab, 2),
             "merge_seconds": round(t_merge, 2), "merged_bundle": str(merged),
@@ -149,15 +154,17 @@ def bench_build(args) -> None:
             "runs": runs, "speedup_2_workers_over_1": round(ratio_workers, 3),
             "dask_overhead_vs_local": round(overhead, 4),
             "all_runs_equal_segments": equal}
+    vocab_note = (f", reused from {args.vocabulary_from}" if args.vocabulary_from else
+                  f", trained on a seeded sample of {args.training_images} images")
     rows = "\n".join(f"| {r['run']} | {r['seconds']} | {r['images_per_second']} | {r['load_before']} |"
                      for r in runs)
-    md = f"""# Distributed build throughput (2,000 real images)
+    md = f"""# Distributed build throughput ({len(entries):,} real images)
 
-Command: `python3 benchmarks/dask_bench.py build`  
+Command: `{command}`  
 Machine: {data['machine']} (shared with other engineers' jobs: the load average before each run is shown)
 
 {len(entries)} images (ukbench + product distractors), {n_batches} batches of {args.batch_size}; the
-vocabulary (the sift preset's 65,536 words, trained on a seeded sample of {args.training_images} images) is trained once
+vocabulary (the sift preset's 65,536 words{vocab_note}) is made once
 beforehand ({t_vocab:.1f} s) and every run starts from a copy of it, so the runs time the segments:
 extraction, quantisation and the segment bundles written. Runs are interleaved
 (local, 2 workers, 1 worker) × {args.repeats}; ratios are of the medians.
@@ -306,11 +313,15 @@ def bench_shards(args) -> None:
 
     root = WORK / "shards"
     root.mkdir(parents=True, exist_ok=True)
-    bundle = root / f"catalog-{args.n}.vbow"
-    stats = real_stats("sift")
+    overrides = {}
+    if args.n_words:
+        overrides = {"n_words": args.n_words, "max_training_descriptors": args.training_descriptors}
+    tag = f"{args.n}" + (f"-w{args.n_words}" if args.n_words else "")
+    bundle = root / f"catalog-{tag}.vbow"
+    stats = real_stats("sift", **overrides)
     t = time.perf_counter()
     if not (bundle / "manifest.json").exists():
-        index = stats.empty_index("sift")
+        index = stats.empty_index("sift", **overrides)
         real = real_batch(stats)
         n_real = min(args.n, stats.n_images)
         index.add_quantized(real["words"][:n_real], real["keypoints"][:n_real],
@@ -327,7 +338,7 @@ def bench_shards(args) -> None:
         index.save(bundle)
         del index
     t_build = time.perf_counter() - t
-    split = root / f"split-{args.n}-{args.shards}"
+    split = root / f"split-{tag}-{args.shards}"
     t = time.perf_counter()
     if not (split / "shards.json").exists():
         split_index(bundle, split, args.shards)
@@ -371,8 +382,11 @@ def bench_shards(args) -> None:
     hop = {tag: {"p50_ms": round(summary[f"sharded_{tag}"]["p50_ms"] - summary[f"single_{tag}"]["p50_ms"], 2),
                  "p95_ms": round(summary[f"sharded_{tag}"]["p95_ms"] - summary[f"single_{tag}"]["p95_ms"], 2)}
            for tag in ("no_rerank", "rerank")}
-    data = {"command": f"python3 benchmarks/dask_bench.py shards --n {args.n}", "machine": machine(),
-            "n_images": args.n, "n_shards": args.shards, "queries": len(feats),
+    command = f"python3 benchmarks/dask_bench.py shards --n {args.n}" + (
+        f" --n-words {args.n_words} --training-descriptors {args.training_descriptors}"
+        if args.n_words else "")
+    data = {"command": command, "machine": machine(), "n_images": args.n, "n_shards": args.shards,
+            "n_words": int(single.vocabulary.n_words_), "queries": len(feats),
             "rerank_shortlist": args.shortlist, "catalog_build_seconds": round(t_build, 1),
             "split_seconds": round(t_split, 1), "open_seconds": round(t_open, 2),
             "shard_bytes": shard_bytes, "latency": summary, "extra_hop": hop,
@@ -380,7 +394,7 @@ def bench_shards(args) -> None:
             "max_abs_score_difference": max(score_err) if score_err else None,
             "load_average_at_start": load_start}
     rows = "\n".join(f"| {k} | {v['p50_ms']} | {v['p95_ms']} |" for k, v in summary.items())
-    md = f"""# Sharded search: {args.shards} shards of the scale catalog ({args.n:,} images)
+    md = f"""# Sharded search: {args.shards} shards of the scale catalog ({args.n:,} images, {data['n_words']:,} words)
 
 Command: `{data['command']}`  
 Machine: {data['machine']}; load average at the start {load_start}
@@ -403,7 +417,7 @@ the percentiles. Re-ranking verifies a shortlist of {args.shortlist}.
   without re-ranking, p50 {hop['rerank']['p50_ms']} ms / p95 {hop['rerank']['p95_ms']} ms with
 - bytes per shard: {', '.join(f'{b / 2**20:.0f} MiB' for b in shard_bytes)}
 """
-    write(f"dask_shards_{args.n}", md, data)
+    write(f"dask_shards_{tag}", md, data)
 
 
 def main() -> None:
@@ -414,6 +428,7 @@ def main() -> None:
     b.add_argument("--batch-size", type=int, default=50)
     b.add_argument("--training-images", type=int, default=200)
     b.add_argument("--repeats", type=int, default=1)
+    b.add_argument("--vocabulary-from", help="reuse this vocabulary bundle instead of training")
     r = sub.add_parser("resume")
     r.add_argument("--images", type=int, default=400)
     r.add_argument("--batch-size", type=int, default=25)
@@ -427,6 +442,9 @@ def main() -> None:
     s.add_argument("--shards", type=int, default=4)
     s.add_argument("--queries", type=int, default=200)
     s.add_argument("--shortlist", type=int, default=100)
+    s.add_argument("--n-words", type=int, default=0,
+                   help="a smaller vocabulary than the preset's (0: the preset's)")
+    s.add_argument("--training-descriptors", type=int, default=300_000)
     args = ap.parse_args()
     {"build": bench_build, "resume": bench_resume, "shards": bench_shards}[args.part](args)
 

@@ -1,12 +1,10 @@
 """What a segmented build indexes: an ordered list of catalog entries, cut into fixed batches.
 
-A source is one of
-
-* a manifest CSV whose header has a ``key`` and a ``path`` column (paths relative to the CSV's
-  folder); every other column is metadata (a string per image; empty cells are left out);
-* a ``groundtruth.csv`` or a folder holding one, or a plain folder of images
-  (:func:`vbow.eval.datasets.load_source`): key = the path relative to the dataset, metadata
-  ``{"group": ...}`` where there is a group, as ``vbow index`` does.
+A source is whatever ``vbow index`` takes (:func:`vbow.eval.datasets.load_source`): a manifest
+CSV (``path``, optional ``key``, metadata columns), a ``groundtruth.csv`` or a folder holding
+one, or a plain folder of images; :func:`load_entries` maps it to keys and metadata as
+``vbow index`` does. :func:`read_manifest` reads a strict ``key,path,...`` manifest (both
+columns required, keys unique) without the dataset layer.
 
 Batches are contiguous runs of ``batch_size`` entries in source order, so the same source and
 batch size always give the same batches, and the :func:`fingerprint` of the entries and
@@ -76,17 +74,13 @@ def read_manifest(csv_path: str | os.PathLike) -> list[CatalogEntry]:
     return entries
 
 
-def _is_manifest(path: Path) -> bool:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            header = [h.strip() for h in next(csv.reader(fh), [])]
-    except OSError:
-        return False
-    return "key" in header and "path" in header
-
-
 def load_entries(source: str | os.PathLike) -> list[CatalogEntry]:
-    """The catalog entries of a manifest CSV, a dataset (``groundtruth.csv``) or a folder.
+    """The catalog entries of a source, exactly as ``vbow index`` reads it.
+
+    A manifest CSV, a ``groundtruth.csv`` or a folder, through
+    :func:`vbow.eval.datasets.load_source` (and its rules: paths stay inside the source folder,
+    unreadable names are reported). Keys are the manifest's keys, else the relative paths;
+    metadata the manifest's columns, plus ``group`` where the source has one.
 
     Returns
     -------
@@ -95,12 +89,14 @@ def load_entries(source: str | os.PathLike) -> list[CatalogEntry]:
     """
     from vbow.eval.datasets import load_source
 
-    source = Path(source)
-    if source.is_file() and source.suffix.lower() == ".csv" and _is_manifest(source):
-        return read_manifest(source)
     dataset = load_source(source)
-    return [CatalogEntry(im.relative, os.fspath(im.path), {"group": im.group} if im.group else {})
-            for im in dataset.catalog]
+    out = []
+    for im in dataset.catalog:
+        meta: dict[str, Any] = dict(getattr(im, "metadata", {}) or {})
+        if im.group:
+            meta.setdefault("group", im.group)
+        out.append(CatalogEntry(getattr(im, "catalog_key", im.relative), os.fspath(im.path), meta))
+    return out
 
 
 def make_batches(entries: Sequence[CatalogEntry], batch_size: int) -> list[list[CatalogEntry]]:
