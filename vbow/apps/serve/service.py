@@ -267,17 +267,25 @@ class CatalogService:
         except (TypeError, ValueError) as exc:
             raise Problem(422, "invalid-metadata", f"metadata is not JSON-serialisable: {exc}") from None
         self.check_image(data)
+        t0 = time.perf_counter()
         with self._write_mutex:
+            t_start = time.perf_counter()
             try:
                 features = self.index.describe(data, name=key)
                 thumb, (width, height) = load_image(data, max_side=2 * self.settings.thumbnail_side,
                                                     name=key)
             except ImageError as exc:
                 raise Problem(422, "image-decode-error", str(exc)) from None
+            t_log = time.perf_counter()
             self.log.append({"op": "put", "key": key, "metadata": metadata, "t": time.time()}, data)
+            t_apply = time.perf_counter()
             replaced = self._apply_put(key, features, metadata, thumb, width, height)
+            t_end = time.perf_counter()
             self._after_write()
-        return {"key": key, "replaced": replaced, "images": len(self.index)}
+        timings = {"wait": t_start - t0, "describe": t_log - t_start, "log": t_apply - t_log,
+                   "apply": t_end - t_apply, "total": time.perf_counter() - t0}
+        return {"key": key, "replaced": replaced, "images": len(self.index),
+                "timings": {k: round(v, 6) for k, v in timings.items()}}
 
     def delete(self, key: str) -> dict[str, Any]:
         """Remove item ``key`` (404 ``unknown-key`` if absent); returns once durable."""
