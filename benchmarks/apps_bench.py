@@ -2,7 +2,7 @@
 
 Sections (``--sections``), each side by side with its baseline on the same images:
 
-* ``detect``: 40 synthetic shelf scenes of 2-8 products, made at run time from the real catalog
+* ``detect``: 30 synthetic shelf scenes of 2-8 products, made at run time from the real catalog
   images of smvs_dvd (50 DVD covers) and grocery_packages (31 packages) with known placement
   (:func:`vbow.synthetic.make_shelf_scene`), searched in an index of those 81 images plus the
   2,006 distractors. SKU precision and recall (a detection is right when its key is a placed
@@ -15,8 +15,8 @@ Sections (``--sections``), each side by side with its baseline on the same image
 * ``similar``: "more like this" for each of the 31 grocery catalog items over the other 30: mAP
   with the same category as relevant, vbow (words + colour, same instance left out) against CNN
   cosine ranking.
-* ``duplicates``: a re-listing set made at run time from 200 distractors_products images, 20 per
-  kind of edit (:func:`vbow.synthetic.make_relisting`), plus 100 ukbench groups of 4 photos
+* ``duplicates``: a re-listing set made at run time from 100 distractors_products images, 10 per
+  kind of edit (:func:`vbow.synthetic.make_relisting`), plus 50 ukbench groups of 4 photos
   ("same product, different photo"), all in one index; :func:`vbow.apps.duplicates.find_duplicates`
   against pHash (imagehash, 64 bits, Hamming distance <= 10). Pair precision and recall per kind
   and seconds per image; the time for 10k images is extrapolated from the measured per-image
@@ -44,7 +44,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import vbow  # noqa: E402
-from vbow.apps.classify import accuracy_coverage, classify_features  # noqa: E402
+from vbow.apps.classify import accuracy_coverage, vote  # noqa: E402
 from vbow.apps.detect import detect_features  # noqa: E402
 from vbow.apps.duplicates import find_duplicates  # noqa: E402
 from vbow.apps.geometry import polygon_iou  # noqa: E402
@@ -99,7 +99,7 @@ def product_index() -> tuple[vbow.ImageIndex, list[tuple[str, str, dict]]]:
 
 
 # ------------------------------------------------------------------------------------ detect
-def run_detect(index: vbow.ImageIndex, items: list, n_scenes: int = 40) -> dict[str, Any]:
+def run_detect(index: vbow.ImageIndex, items: list, n_scenes: int = 30) -> dict[str, Any]:
     products = [(p, k) for p, k, m in items if m["dataset"] in ("smvs_dvd", "grocery")]
     imgs = [vbow.read_image(p) for p, _ in products]
     # shelf products are shown at a common size: the long side 400 px
@@ -160,10 +160,10 @@ def run_classify(index: vbow.ImageIndex, items: list) -> dict[str, Any]:
     from vbow.apps.decision import decide
     from vbow.apps.catalog_view import catalog_size
     for f, cat, key in zip(feats, truth_cat, truth_key):
-        c = classify_features(index, f, min_confidence=0.0)
+        res = index.search_features(f, 10, rerank=True)
+        c = vote(index, res, f, min_confidence=0.0)
         conf.append(c.confidence)
         right_cat.append(c.label == cat)
-        res = index.search_features(f, 10, rerank=True)
         w, h = f.features.image_size
         d = decide(res, n_query_features=len(f.features), photo_size=(w * f.scale, h * f.scale),
                    catalog_size_of=lambda k: catalog_size(index, k))
@@ -257,7 +257,7 @@ def run_similar(index: vbow.ImageIndex, items: list) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------------------- duplicates
-def run_duplicates(n_sources: int = 200, n_groups: int = 100) -> dict[str, Any]:
+def run_duplicates(n_sources: int = 100, n_groups: int = 50) -> dict[str, Any]:
     import imagehash
     from PIL import Image
 
@@ -291,8 +291,14 @@ def run_duplicates(n_sources: int = 200, n_groups: int = 100) -> dict[str, Any]:
                 truth[frozenset((keys[a], keys[b]))] = "same_product"
     keys = list(images)
     t = time.perf_counter()
-    index = vbow.ImageIndex("sift", n_jobs=2)
-    index.build([images[k] for k in keys], keys=keys, progress=False)
+    bundle = CACHE / f"duplicates-{n_sources}-{n_groups}.vbow"
+    if bundle.exists():
+        index = vbow.ImageIndex.load(bundle)
+    else:
+        index = vbow.ImageIndex("sift", n_jobs=2)
+        index.build([images[k] for k in keys], keys=keys, progress=False)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        index.save(bundle)
     build_s = time.perf_counter() - t
     report = find_duplicates(index, images, progress=False)
     found = {frozenset((p.a, p.b)): p for p in report.pairs}
@@ -339,18 +345,19 @@ def run_duplicates(n_sources: int = 200, n_groups: int = 100) -> dict[str, Any]:
             "per_kind": per_kind}
 
 
-def write_report(out: dict[str, Any], seconds: float) -> None:
+def write_report(out: dict[str, Any], seconds: float, name: str = "apps") -> None:
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, " \
               "shared with other sessions (load average > 10 during the run)"
-    payload = {"command": COMMAND, "machine": machine, "seconds": round(seconds, 1), **out}
+    command = COMMAND if name == "apps" else f"{COMMAND} --sections {' '.join(out)} --out {name}"
+    payload = {"command": command, "machine": machine, "seconds": round(seconds, 1), **out}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "apps.json").write_text(json.dumps(payload, indent=1) + "\n")
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=1) + "\n")
 
     def f(v: Any) -> str:
         return "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
 
     L = ["# Applications: detect, classify, more like this, duplicates", "",
-         f"Command: `{COMMAND}`  ", f"Machine: {machine}; {seconds:.0f} s.", ""]
+         f"Command: `{command}`  ", f"Machine: {machine}; {seconds:.0f} s.", ""]
     if "detect" in out:
         d = out["detect"]
         L += ["## detect (shelf scenes from real catalog images)", "",
@@ -396,13 +403,14 @@ def write_report(out: dict[str, Any], seconds: float) -> None:
                      f"{f(r['vbow_kind_right'])} | {f(r['phash_recall'])} |")
         L += ["", f"Counterfeits flagged: {d['vbow']['counterfeit_flagged']}; "
                   f"false counterfeit flags: {d['vbow']['counterfeit_false_flags']}.", ""]
-    (RESULTS / "apps.md").write_text("\n".join(L))
+    (RESULTS / f"{name}.md").write_text("\n".join(L))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sections", nargs="+",
                     default=["detect", "classify", "similar", "duplicates"])
+    ap.add_argument("--out", default="apps", help="results name (benchmarks/results/OUT.md)")
     ap.add_argument("--build-only", action="store_true",
                     help="only build and cache the product index")
     args = ap.parse_args(argv)
@@ -412,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     t0 = time.perf_counter()
     out: dict[str, Any] = {}
-    old = RESULTS / "apps.json"
+    old = RESULTS / f"{args.out}.json"
     if old.exists():  # keep the sections not re-run
         prev = json.loads(old.read_text())
         out = {k: v for k, v in prev.items() if k in ("detect", "classify", "similar",
@@ -430,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif name == "duplicates":
             out["duplicates"] = run_duplicates()
         logger.info("%s: %s", name, json.dumps(out[name])[:600])
-        write_report(out, time.perf_counter() - t0)
+        write_report(out, time.perf_counter() - t0, args.out)
     return 0
 
 

@@ -16,10 +16,11 @@ import numpy as np
 from vbow.describe.extraction import ImageFeatures
 from vbow.errors import InvalidInputError
 from vbow.index import ImageIndex
+from vbow.results import SearchResult
 from vbow.apps.catalog_view import catalog_size
 from vbow.apps.decision import DecisionModel, match_evidence
 
-__all__ = ["Classification", "classify", "classify_features"]
+__all__ = ["Classification", "classify", "classify_features", "vote", "accuracy_coverage"]
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,19 @@ def classify_features(index: ImageIndex, query: ImageFeatures, *, field: str = "
         raise InvalidInputError(f"field must be a non-empty str, got {field!r}")
     if not 0.0 <= float(min_confidence) <= 1.0:
         raise InvalidInputError(f"min_confidence must be in [0, 1], got {min_confidence!r}")
+    if len(query.features) == 0:
+        return Classification(None, 0.0, {}, "no_features")
+    res = index.search_features(query, top_k, rerank=True, **search_options)
+    return vote(index, res, query, field=field, min_confidence=min_confidence, model=model)
+
+
+def vote(index: ImageIndex, res: SearchResult, query: ImageFeatures, *, field: str = "category",
+         min_confidence: float = 0.5, model: DecisionModel | None = None) -> Classification:
+    """The classification of an existing search result ``res`` of ``query`` (no new search)."""
     model = DecisionModel.default() if model is None else model
     n = len(query.features)
     if n == 0:
         return Classification(None, 0.0, {}, "no_features")
-    res = index.search_features(query, top_k, rerank=True, **search_options)
     w, h = query.features.image_size
     photo = (w * query.scale, h * query.scale)
     labels, weights = [], []

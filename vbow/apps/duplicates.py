@@ -121,7 +121,7 @@ def _groups(keys: list[str], pairs: list[DuplicatePair]) -> tuple[tuple[str, ...
 
 def find_duplicates(index: ImageIndex, images: Mapping[str, Any], *, mirror: bool = True,
                     top_k: int = 10, model: DecisionModel | None = None,
-                    counterfeit_fraction: float = 0.02,
+                    counterfeit_fraction: float = 0.02, min_coverage: float = 0.25,
                     progress: bool | None = None) -> DuplicateReport:
     """Group catalog images that show the same product photo or the same product.
 
@@ -140,6 +140,9 @@ def find_duplicates(index: ImageIndex, images: Mapping[str, Any], *, mirror: boo
         Accepts a candidate as a duplicate (default :meth:`DecisionModel.default`).
     counterfeit_fraction : float, default 0.02
         Smallest unexplained share of the catalog image that flags a counterfeit.
+    min_coverage : float, default 0.25
+        Smallest share of the matched image that the inliers' hull must cover: a shared brand
+        bar or badge verifies, but covers little of either image, and is no duplicate.
 
     Returns
     -------
@@ -177,7 +180,7 @@ def find_duplicates(index: ImageIndex, images: Mapping[str, Any], *, mirror: boo
                     d = decide(type(res)(res.query, (m,)), n_query_features=len(q.features),
                                photo_size=(w * q.scale, h * q.scale),
                                catalog_size_of=lambda k: catalog_size(index, k), model=model)
-                    if not d.accepted:
+                    if not d.accepted or d.evidence.catalog_coverage < min_coverage:
                         continue
                     t = np.asarray(m.transform, np.float64)
                     if flipped:  # map b into the unflipped listing
