@@ -3,6 +3,8 @@
 * 4 reader processes load the bundle and search in a loop while the writer saves it 20 times,
   alternating between two indexes with different answers: every round must load and answer
   exactly as one of the two (0 reader errors).
+* Two processes saving at once take turns (none fails, no save lost); an index saved into the
+  bundle it is memory-mapped from keeps answering the same.
 * A child process saving the bundle in a loop is SIGKILLed at a random moment 50 times: after
   each kill the bundle loads (default settings: checksums and structural checks) and answers
   as the old or the new index; the next save then clears what the killed ones left.
@@ -10,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import random
@@ -155,3 +158,44 @@ def test_kills_mid_save_leave_the_old_or_the_new_index(two_indexes, tmp_path):
     generations = {n.rsplit(".g", 1)[1].split(".")[0] for n in left if n.endswith(".npy")}
     assert len(generations) <= 2, left   # the new one and the one before it
     assert answers(vbow.ImageIndex.load(path), queries) == expected[0]
+
+
+def test_two_writers_take_turns(two_indexes, tmp_path):
+    """Two processes saving the same bundle at once are serialised (flock): none fails, and
+    the bundle ends as one of the two indexes with at most two generations on disk."""
+    a, b, queries, expected = two_indexes
+    path = tmp_path / "b"
+    a.save(path)
+    pids = []
+    for index in (a, b):
+        pid = os.fork()
+        if pid == 0:   # the children only write files (numpy): no OpenCV after the fork
+            code = 1
+            try:
+                for _ in range(5):
+                    index.save(path)
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    for pid in pids:
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, "a writer failed"
+    assert answers(vbow.ImageIndex.load(path), queries) in expected
+    assert json.loads((path / MANIFEST).read_text())["generation"] == 11   # 1 + 2 x 5 saves
+    generations = {n.rsplit(".g", 1)[1].split(".")[0] for n in bundle_files(path)
+                   if n.endswith(".npy")}
+    assert generations <= {"10", "11"}, generations
+
+
+def test_saving_over_the_bundle_an_index_was_loaded_from(two_indexes, tmp_path):
+    """A memory-mapped index saved again and again into its own bundle keeps answering the
+    same: the files it maps are replaced, never rewritten in place."""
+    a, _, queries, expected = two_indexes
+    path = tmp_path / "b"
+    a.save(path)
+    loaded = vbow.ImageIndex.load(path)
+    for _ in range(3):
+        loaded.save(path)
+        assert answers(loaded, queries) == expected[0]
+        assert answers(vbow.ImageIndex.load(path), queries) == expected[0]
