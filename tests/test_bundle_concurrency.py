@@ -21,7 +21,6 @@ import time
 import traceback
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import vbow
