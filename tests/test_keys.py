@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import cv2
+import numpy as np
 import pytest
 
 import vbow
@@ -74,3 +75,23 @@ def test_deeply_nested_metadata_is_a_typed_error(index, held_out):
         node = node["x"]
     with pytest.raises(vbow.InvalidInputError, match="metadata"):
         index.add([a], keys=["deep"], metadata=[deep])
+
+
+def test_corrupt_stored_metadata_is_a_bundle_error_not_a_json_error():
+    from vbow.search.catalog import Catalog
+    from vbow.search.string_table import encode_strings
+
+    blob, offsets = encode_strings(['{"a": 1}', '{"a": ', '[1]'])
+    n = 3
+    catalog = Catalog.from_arrays(4, {"keys_blob": encode_strings(["x", "y", "z"])[0],
+                                      "keys_offsets": encode_strings(["x", "y", "z"])[1],
+                                      "meta_blob": blob, "meta_offsets": offsets,
+                                      "colour": np.zeros((n, 4), np.uint8),
+                                      "scale": np.ones(n, np.float32),
+                                      "image_size": np.ones((n, 2), np.int32)})
+    assert catalog.metadata(0) == {"a": 1}
+    for i in (1, 2):
+        with pytest.raises(vbow.BundleFormatError, match=f"image {i}"):
+            catalog.metadata(i)
+    with pytest.raises(vbow.BundleFormatError):
+        catalog.filter_mask({"a": 1}, np.ones(n, bool))

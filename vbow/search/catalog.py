@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from vbow.errors import InvalidInputError
+from vbow.errors import BundleFormatError, InvalidInputError
 from vbow.search.string_table import StringTable, encode_strings
 
 __all__ = ["Catalog", "Where", "encode_metadata"]
@@ -100,7 +100,19 @@ class Catalog:
 
     def metadata(self, i: int) -> dict[str, Any]:
         """Metadata of row ``i``."""
-        return json.loads(self._meta[i])
+        return self._parsed(i)
+
+    def _parsed(self, i: int) -> dict[str, Any]:
+        """Row ``i``'s metadata dict; stored text that is not a JSON object (a corrupt bundle
+        opened without checksums) raises :class:`BundleFormatError`."""
+        try:
+            value = json.loads(self._meta[i])
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise BundleFormatError(f"the metadata of image {i} is not valid JSON: "
+                                    f"{type(exc).__name__}: {str(exc)[:120]}") from None
+        if not isinstance(value, dict):
+            raise BundleFormatError(f"the metadata of image {i} is not a JSON object")
+        return value
 
     def metadata_json(self, i: int) -> str:
         """Metadata of row ``i`` as stored (canonical JSON)."""
@@ -195,7 +207,7 @@ class Catalog:
         if callable(where):
             mask = np.zeros(alive.shape[0], bool)
             for i in np.flatnonzero(alive).tolist():
-                mask[i] = bool(where(json.loads(self._meta[i])))
+                mask[i] = bool(where(self._parsed(i)))
             return mask
         if not isinstance(where, Mapping):
             raise InvalidInputError("where must be a mapping {field: value or [values]} or a "
@@ -222,7 +234,7 @@ class Catalog:
     def _present_fields(self, alive: np.ndarray) -> set[str]:
         fields: set[str] = set()
         for i in np.flatnonzero(alive).tolist():
-            fields.update(json.loads(self._meta[i]))
+            fields.update(self._parsed(i))
         return fields
 
     def _field_table(self, field: str, alive: np.ndarray) -> dict[str, np.ndarray]:
@@ -235,7 +247,7 @@ class Catalog:
                 if table is None:
                     groups: dict[str, list[int]] = {}
                     for i in np.flatnonzero(alive).tolist():
-                        meta = json.loads(self._meta[i])
+                        meta = self._parsed(i)
                         if field in meta:
                             groups.setdefault(json.dumps(meta[field], sort_keys=True), []).append(i)
                     table = {k: np.array(v, np.int64) for k, v in groups.items()}
