@@ -279,11 +279,11 @@ class CatalogService:
             t_log = time.perf_counter()
             self.log.append({"op": "put", "key": key, "metadata": metadata, "t": time.time()}, data)
             t_apply = time.perf_counter()
-            replaced = self._apply_put(key, features, metadata, thumb, width, height)
+            replaced, parts = self._apply_put(key, features, metadata, thumb, width, height)
             t_end = time.perf_counter()
             self._after_write()
         timings = {"wait": t_start - t0, "describe": t_log - t_start, "log": t_apply - t_log,
-                   "apply": t_end - t_apply, "total": time.perf_counter() - t0}
+                   **parts, "apply": t_end - t_apply, "total": time.perf_counter() - t0}
         return {"key": key, "replaced": replaced, "images": len(self.index),
                 "timings": {k: round(v, 6) for k, v in timings.items()}}
 
@@ -299,15 +299,19 @@ class CatalogService:
         return {"key": key, "deleted": True, "images": len(self.index)}
 
     def _apply_put(self, key: str, features: Any, metadata: dict[str, Any], thumb: np.ndarray,
-                   width: int, height: int) -> bool:
+                   width: int, height: int) -> tuple[bool, dict[str, float]]:
+        t0 = time.perf_counter()
         self.thumbnails.put(key, thumb, width, height)
+        t1 = time.perf_counter()
         with self._lock.write():
+            t2 = time.perf_counter()
             replaced = key in self.index
             if replaced:
                 self.index.remove([key])
             self.index.add_features([features], [key], [metadata])
             self.cache.invalidate()
-        return replaced
+        t3 = time.perf_counter()
+        return replaced, {"thumbnail": t1 - t0, "lock_wait": t2 - t1, "index": t3 - t2}
 
     def _apply_delete(self, key: str) -> None:
         with self._lock.write():
