@@ -176,8 +176,15 @@ def build_segment(work_dir: str, batch: int, entries: Sequence[CatalogEntry],
     index = ImageIndex.load(work.vocabulary_path, mmap=True)
     if index.config.n_jobs != n_jobs:
         index.config = dataclasses.replace(index.config, n_jobs=int(n_jobs))
-    report = index.add([e.path for e in entries], keys=[e.key for e in entries],
-                       metadata=[dict(e.metadata) for e in entries], progress=False)
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread for quantisation wherever the segment is built: the nearest-word search is
+    # a matrix product, and a different thread count can round a near-tie the other way (seen
+    # on real images: 1 descriptor in ~20,000 got another word between a 2-thread client and a
+    # single-threaded Dask worker), so pinning it makes local and Dask segments identical.
+    with threadpool_limits(limits=1):
+        report = index.add([e.path for e in entries], keys=[e.key for e in entries],
+                           metadata=[dict(e.metadata) for e in entries], progress=False)
     worker = f"{os.uname().nodename}:{os.getpid()}"
     info = SegmentInfo(int(batch), report.added, report.failed, report.seconds, worker)
     final = work.segment_path(batch)
