@@ -51,7 +51,7 @@ import numpy as np
 
 from vbow.search.csr import gather_ranges, offsets_from_counts
 from vbow.errors import InvalidInputError
-from vbow.search.embedding import N_BITS, kernel_weights, pack_signs
+from vbow.search.embedding import N_BITS, pack_signs
 from vbow.search.weighting import BURSTINESS, burst
 
 __all__ = ["PostingSegment", "InvertedIndex", "TF_CAP", "MAX_DOCS", "pack_postings",
@@ -480,6 +480,7 @@ class InvertedIndex:
             if self.segments and not self.has_signatures:
                 raise InvalidInputError("this index's postings carry no Hamming-embedding signatures")
             kernel = np.asarray(kernel, dtype=np.float32)
+            max_h = int(np.flatnonzero(kernel > 0).max()) if np.any(kernel > 0) else -1
         chosen = self.select_words(words, weights, idf, max_postings)
         words, weights = words[chosen], weights[chosen]
         if use_he:
@@ -507,9 +508,21 @@ class InvertedIndex:
                 post = flat[positions]
                 if use_he:
                     sig = seg.signatures.view(np.ndarray)[positions]
-            tf_weight = self._tf_weights(post)
+            run_lengths = lengths[nz]
             if use_he:
-                tf_weight *= kernel_weights(sig, np.repeat(signatures[nz], lengths[nz]), kernel)
+                # the selective kernel drops most postings: keep only those within the Hamming
+                # threshold before any per-posting weighting or accumulation
+                h = np.bitwise_count(np.bitwise_xor(sig, np.repeat(signatures[nz], run_lengths)))
+                keep = h <= max_h
+                run_lengths = np.add.reduceat(keep, offsets_from_counts(run_lengths)[:-1]) \
+                    .astype(np.int64) if keep.size else run_lengths
+                kept = np.flatnonzero(keep)
+                post, h = post[kept], h[kept]
+                n = int(kept.size)
+                tf_weight = self._tf_weights(post)
+                tf_weight *= kernel[h]
+            else:
+                tf_weight = self._tf_weights(post)
             docs = (post >> np.uint32(_TF_BITS)).view(np.int32)  # doc < 2**30: the same bits
             if _SPARSE_MIN_POSTINGS <= n < 1 << 31:
                 # one compiled pass: the postings as a (docs x words) CSC matrix times the word
@@ -517,11 +530,11 @@ class InvertedIndex:
                 # score sums at most a few thousand terms)
                 from scipy.sparse import csc_matrix
                 indptr = np.zeros(nz.size + 1, dtype=np.int32)
-                np.cumsum(lengths[nz], out=indptr[1:])
+                np.cumsum(run_lengths, out=indptr[1:])
                 part = csc_matrix((tf_weight, docs, indptr), shape=(self.n_docs, nz.size)) @ \
                     word_weight[nz]
             else:
-                weight = tf_weight * np.repeat(word_weight[nz].astype(np.float64), lengths[nz])
+                weight = tf_weight * np.repeat(word_weight[nz].astype(np.float64), run_lengths)
                 part = np.bincount(docs, weights=weight, minlength=self.n_docs).astype(np.float32)
             if total is None:
                 total = part
