@@ -223,8 +223,13 @@ def bench_resume(args) -> None:
 
     entries = real_entries(args.images)
     root = WORK / "resume"
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
+    ref = root / "reference.vbow"
+    keep_ref = args.reuse_reference and (ref / "manifest.json").exists()
+    for p in root.glob("*") if root.exists() else []:
+        if keep_ref and p.name.startswith("reference"):
+            continue
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    root.mkdir(parents=True, exist_ok=True)
     listing = root / "entries.json"
     listing.write_text(json.dumps([[e.key, e.path] for e in entries]))
 
@@ -234,28 +239,39 @@ def bench_resume(args) -> None:
                                  str(args.n_words)])
 
     t = time.perf_counter()
-    ref = root / "reference.vbow"
-    rc = child(ref, root / "reference.log").wait()
+    if not keep_ref:
+        rc = child(ref, root / "reference.log").wait()
+        if rc != 0:
+            raise SystemExit(f"reference build failed ({rc})")
     t_ref = time.perf_counter() - t
-    if rc != 0:
-        raise SystemExit(f"reference build failed ({rc})")
+    n_batches = -(-len(entries) // args.batch_size)
     rng = random.Random(args.seed)
+    # kill points: after a random number of published segments (sorted, so every kill interrupts
+    # the remaining work; 0 = during vocabulary training or the first batch), then a random part
+    # of a batch's time, so the kill lands inside a batch or while one is being published
+    targets = sorted(rng.sample(range(n_batches - 1), args.kills))
     out = root / "killed.vbow"
+    segs = Path(f"{out}.segments") / "segments"
     kills = []
-    for k in range(args.kills):
+    for k, target in enumerate(targets):
         log = root / f"run-{k}.log"
         p = child(out, log)
-        wait = rng.uniform(2.0, max(3.0, t_ref * 0.6))
         t = time.perf_counter()
-        while time.perf_counter() - t < wait and p.poll() is None:
-            time.sleep(0.05)
+        while p.poll() is None and len(list(segs.glob("batch-*"))) < target:
+            time.sleep(0.02)
+        wait_batch = rng.uniform(0.0, 1.0)
+        t_seg = time.perf_counter()
+        while p.poll() is None and time.perf_counter() - t_seg < wait_batch * args.batch_seconds:
+            time.sleep(0.02)
+        wait = time.perf_counter() - t
         finished = p.poll() is not None
         if not finished:
             p.send_signal(signal.SIGKILL)
         p.wait()
         started, published = _segment_log(log)
         lost = {b: n for b, n in started.items() if b not in published}
-        kills.append({"run": k, "killed_after_s": round(wait, 2), "finished_before_kill": finished,
+        kills.append({"run": k, "kill_after_segments": target, "kill_fraction_of_a_batch": round(wait_batch, 3),
+                      "killed_after_s": round(wait, 2), "finished_before_kill": finished,
                       "batches_started": len(started), "batches_published": len(published),
                       "batches_in_flight_lost": sorted(lost),
                       "images_processed_twice": int(sum(lost.values()))})
@@ -277,7 +293,7 @@ def bench_resume(args) -> None:
             "equal_to_uninterrupted_arrays": equal_arrays, "equal_search_results": same_results,
             "search_queries_compared": len(queries), "images_processed_twice_total": twice,
             "keys_equal": a.keys == b.keys}
-    rows = "\n".join(f"| {k['run']} | {k['killed_after_s']} | {k['batches_published']} | "
+    rows = "\n".join(f"| {k['run']} | {k['kill_after_segments']} | {k['killed_after_s']} | {k['batches_published']} | "
                      f"{k['batches_in_flight_lost']} | {k['images_processed_twice']} |" for k in kills)
     md = f"""# Resumable build: 5 kills
 
@@ -285,13 +301,14 @@ Command: `python3 benchmarks/dask_bench.py resume`
 Machine: {data['machine']}
 
 {len(entries)} real images in batches of {args.batch_size} (local segmented build, `n_jobs=2`, a
-{args.n_words}-word vocabulary on a seeded sample of {args.training_images}). An uninterrupted build ({t_ref:.1f} s) is the reference. The
-same build was then started and SIGKILLed {args.kills} times at random moments (a kill may land in the
-vocabulary training, in a batch, or while a segment is being published), resumed each time, and finally
+{args.n_words}-word vocabulary on a seeded sample of {args.training_images}). An uninterrupted build is the reference. The
+same build was then started and SIGKILLed {args.kills} times, each time once a random number of segments
+had been published (all published so far count) plus a random part of a batch's time (a kill may land in
+the vocabulary training, in a batch, or while a segment is being published), resumed each time, and finally
 run to the end ({t_final:.1f} s, {len(started)} batches left to build).
 
-| run | killed after (s) | segments published in this run | batches in flight, lost | images processed twice |
-|---|---|---|---|---|
+| run | kill after segments | killed after (s) | segments published in this run | batches in flight, lost | images processed twice |
+|---|---|---|---|---|---|
 {rows}
 
 - final index equal to the uninterrupted one: every bundle array identical: **{equal_arrays}**; same
@@ -420,6 +437,77 @@ the percentiles. Re-ranking verifies a shortlist of {args.shortlist}.
     write(f"dask_shards_{tag}", md, data)
 
 
+def bench_hop(args) -> None:
+    """The cost of the scatter/gather hop alone: a small synthetic catalog (so scoring costs
+    almost nothing), one index against 4 shards on a 2-worker LocalCluster."""
+    from distributed import Client, LocalCluster
+
+    import vbow
+    from vbow.distributed.shards import ShardedIndex, split_index
+    from vbow.synthetic import make_catalog
+
+    root = WORK / "hop"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    cat = make_catalog(args.products, 1, seed=5, difficulty=0.6)
+    index = vbow.ImageIndex("sift", n_words=args.n_words, n_jobs=1)
+    index.build(list(cat.products), keys=[f"sku-{i:04d}" for i in range(args.products)],
+                progress=False)
+    full = index.save(root / "full.vbow")
+    split_index(full, root / "split", args.shards)
+    single = vbow.ImageIndex.load(full)
+    queries = [single.describe(p.image) for p in cat.photos[:args.queries]]
+    lc = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = Client(lc)
+    sharded = ShardedIndex.open(client, root / "split", timeout=120)
+    lat = {k: [] for k in ("single_no_rerank", "sharded_no_rerank", "single_rerank", "sharded_rerank")}
+    equal = {False: 0, True: 0}
+    load_start = load_avg()
+    for _ in range(args.repeats):
+        for q in queries:
+            for rr in (False, True):
+                tag = "rerank" if rr else "no_rerank"
+                t = time.perf_counter()
+                a = single.search_features(q, 10, rerank=rr)
+                lat[f"single_{tag}"].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                b = sharded.search_features(q, 10, rerank=rr)
+                lat[f"sharded_{tag}"].append(time.perf_counter() - t)
+                equal[rr] += int(b.complete and a.keys == b.keys)
+    client.close()
+    lc.close()
+    pct = lambda xs, p: round(float(np.percentile(xs, p)) * 1000, 2)  # noqa: E731
+    summary = {k: {"p50_ms": pct(v, 50), "p95_ms": pct(v, 95)} for k, v in lat.items()}
+    hop = {t: round(summary[f"sharded_{t}"]["p50_ms"] - summary[f"single_{t}"]["p50_ms"], 2)
+           for t in ("no_rerank", "rerank")}
+    n = len(queries) * args.repeats
+    data = {"command": "python3 benchmarks/dask_bench.py hop", "machine": machine(),
+            "products": args.products, "n_words": args.n_words, "shards": args.shards,
+            "searches_each": n, "latency": summary, "extra_hop_p50_ms": hop,
+            "equal_results": {"no_rerank": equal[False], "rerank": equal[True]},
+            "load_average_at_start": load_start}
+    rows = "\n".join(f"| {k} | {v['p50_ms']} | {v['p95_ms']} |" for k, v in summary.items())
+    md = f"""# The sharded-search hop on a small catalog
+
+Command: `python3 benchmarks/dask_bench.py hop`  
+Machine: {data['machine']}; load average at the start {load_start} (shared machine)
+
+{args.products} synthetic products ({args.n_words}-word vocabulary), one index against {args.shards}
+shards on 2 LocalCluster worker processes (actors). Scoring a catalog this small costs almost
+nothing, so the difference is the hop: the scatter/gather round trips (candidates; with re-ranking
+also verify, expansion words, a second candidates scatter, details) and the client-side merge.
+{n} searches of each kind, single and sharded alternately.
+
+| search | p50 ms | p95 ms |
+|---|---|---|
+{rows}
+
+- extra hop (sharded − single, p50): **{hop['no_rerank']} ms** without re-ranking, **{hop['rerank']} ms** with
+- results equal to the single index: {equal[False]} / {n} without re-ranking, {equal[True]} / {n} with
+"""
+    write("dask_hop", md, data)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="part", required=True)
@@ -437,6 +525,10 @@ def main() -> None:
     r.add_argument("--kills", type=int, default=5)
     r.add_argument("--queries", type=int, default=20)
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--batch-seconds", type=float, default=8.0,
+                   help="about how long a batch takes here (spreads the kill inside a batch)")
+    r.add_argument("--reuse-reference", action="store_true",
+                   help="keep an uninterrupted reference build from an earlier run")
     s = sub.add_parser("shards")
     s.add_argument("--n", type=int, default=1_000_000)
     s.add_argument("--shards", type=int, default=4)
@@ -445,8 +537,15 @@ def main() -> None:
     s.add_argument("--n-words", type=int, default=0,
                    help="a smaller vocabulary than the preset's (0: the preset's)")
     s.add_argument("--training-descriptors", type=int, default=300_000)
+    h = sub.add_parser("hop")
+    h.add_argument("--products", type=int, default=40)
+    h.add_argument("--n-words", type=int, default=1024)
+    h.add_argument("--shards", type=int, default=4)
+    h.add_argument("--queries", type=int, default=20)
+    h.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    {"build": bench_build, "resume": bench_resume, "shards": bench_shards}[args.part](args)
+    {"build": bench_build, "resume": bench_resume, "shards": bench_shards,
+     "hop": bench_hop}[args.part](args)
 
 
 if __name__ == "__main__":
