@@ -38,3 +38,11 @@ def test_an_explicit_shortlist_below_top_k_verifies_only_the_shortlist(sift_inde
     r = sift_index.search(catalog.photos[0].image, top_k=len(catalog.names), shortlist=2)
     assert len(r) == len(catalog.names)
     assert sum(m.verified for m in r) <= 2
+
+
+def test_matches_carry_the_catalog_image_size_in_original_pixels(sift_results, catalog):
+    sizes = {name: (img.shape[1], img.shape[0]) for name, img in zip(catalog.names, catalog.products)}
+    for r in sift_results[:4]:
+        for m in r:
+            assert m.catalog_size == sizes[m.key]
+            assert m.to_dict()["catalog_size"] == list(sizes[m.key])

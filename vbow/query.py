@@ -299,9 +299,12 @@ class QueryPlan:
                 _, db_kp = store.get(doc)
                 points = np.concatenate([feats.keypoints[v.pairs[:, 0], :2] * q_scale,
                                          db_kp[v.pairs[:, 1], :2] * d_scale], axis=1).astype(np.float32)
+            w, h = (int(x) for x in catalog.size[doc])
+            c_scale = float(catalog.scale[doc])
             out.append(Match(catalog.key(doc), float(score), bow_at[rank], colour_at[rank],
                              0 if v is None else v.inliers, transform, points,
-                             catalog.metadata(doc), rank))
+                             catalog.metadata(doc), rank,
+                             (max(1, round(w * c_scale)), max(1, round(h * c_scale)))))
         return tuple(out)
 
     # ------------------------------------------------------------------------------ the plan

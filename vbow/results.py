@@ -40,6 +40,9 @@ class Match:
         The metadata stored with the catalog image.
     rank : int
         0-based position in the result list.
+    catalog_size : tuple of int or None
+        ``(width, height)`` of the catalog image in its original pixels (where ``transform``
+        starts), so its outline in the photo is the four corners through ``transform``.
     """
 
     key: str
@@ -51,6 +54,7 @@ class Match:
     inlier_points: np.ndarray
     metadata: Mapping[str, Any]
     rank: int
+    catalog_size: tuple[int, int] | None = None
 
     @property
     def verified(self) -> bool:
@@ -69,6 +73,7 @@ class Match:
                 "bow_score": round(float(self.bow_score), 6),
                 "colour_score": round(float(self.colour_score), 6), "inliers": int(self.inliers),
                 "transform": None if self.transform is None else self.transform.tolist(),
+                "catalog_size": None if self.catalog_size is None else list(self.catalog_size),
                 "metadata": dict(self.metadata)}
 
 

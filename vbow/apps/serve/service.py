@@ -221,7 +221,7 @@ class CatalogService:
         d = dict(d)
         d.setdefault("verified", bool(match.verified))
         d.setdefault("rank", int(match.rank))
-        size = self.thumbnails.size(match.key)
+        size = self.thumbnails.size(match.key) or match.catalog_size
         d["catalog_size"] = None if size is None else list(size)
         outline = None
         if match.transform is not None and size is not None:
