@@ -63,6 +63,7 @@ def assert_same_results(single, sharded, query, **kwargs) -> None:
                                rtol=1e-6, atol=1e-9)
     assert [m.inliers for m in a] == [m.inliers for m in b]
     assert [m.metadata for m in a] == [m.metadata for m in b]
+    assert [getattr(m, "catalog_size", None) for m in a] == [getattr(m, "catalog_size", None) for m in b]
     for ma, mb in zip(a, b):
         assert (ma.transform is None) == (mb.transform is None)
         if ma.transform is not None:

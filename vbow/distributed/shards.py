@@ -63,6 +63,7 @@ __all__ = ["shard_of", "split_index", "ShardServer", "ShardedIndex", "ShardedSea
 
 logger = logging.getLogger(__name__)
 
+_MATCH_FIELDS = frozenset(f.name for f in dataclasses.fields(Match))
 LAYOUT_FILE = "shards.json"
 LAYOUT_FORMAT = "vbow-shards"
 
@@ -242,7 +243,8 @@ class ShardServer:
             catalog, store = plan.state.catalog, plan.state.store
             for d in np.asarray(ids, np.int64).tolist():
                 item = {"key": catalog.key(d), "metadata": catalog.metadata(d),
-                        "scale": float(catalog.scale[d])}
+                        "scale": float(catalog.scale[d]),
+                        "size": tuple(int(x) for x in catalog.size[d])}
                 if d in pairs:
                     _, kp = store.get(d)
                     item["points"] = kp[np.asarray(pairs[d], np.int64), :2]
@@ -697,7 +699,12 @@ class ShardedIndex:
                 transform /= transform[2, 2] if transform[2, 2] != 0 else 1.0
                 points = np.concatenate([feats.keypoints[v.pairs[:, 0], :2] * q_scale,
                                          item["points"] * d_scale], axis=1).astype(np.float32)
+            extra = {}
+            if "catalog_size" in _MATCH_FIELDS:  # the catalog image in original pixels
+                w, h = item["size"]
+                extra["catalog_size"] = (max(1, round(w * item["scale"])),
+                                         max(1, round(h * item["scale"])))
             out.append(Match(item["key"], float(score), bow_at[rank], colour_at[rank],
                              0 if v is None else v.inliers, transform, points, item["metadata"],
-                             len(out)))
+                             len(out), **extra))
         return tuple(out), lost
