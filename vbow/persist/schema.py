@@ -7,7 +7,10 @@ descriptions of them) to :func:`write_index`, which names them and writes one bu
 Array names: ``vocab_*`` (the vocabulary, :meth:`Vocabulary.to_arrays`), ``postings_*``
 (:meth:`InvertedIndex.bundle_arrays`), ``kp_*`` (:meth:`KeypointStore.bundle_arrays`), and the
 catalog's ``keys_blob``, ``keys_offsets``, ``meta_blob``, ``meta_offsets``, ``colour``,
-``scale``, ``image_size`` (:meth:`Catalog.to_arrays`).
+``scale``, ``image_size`` (:meth:`Catalog.to_arrays`). Hamming embedding adds, when present,
+``vocab_he_projection`` and ``vocab_he_thresholds`` (every vocabulary trained since), and with
+``Config.hamming_embedding`` ``postings_signatures`` and ``kp_signatures``; each is listed in the
+manifest's arrays like the others, and bundles without them load as before.
 """
 
 from __future__ import annotations
