@@ -13,9 +13,11 @@ Modules
 ``thumbnails``   thumbnail JPEGs and catalog image sizes by key
 ``cache``        the bounded, write-invalidated query cache
 ``guards``       body-size limit and request timeout middlewares
-``imageprobe``   format and pixel count from the header (decompression-bomb guard)
 ``problems``     RFC 9457 problem-details errors
-``rwlock``, ``stats``
+``stats``        latency percentiles
+
+The lock is :class:`vbow.concurrency.ReadWriteLock`; the bomb guard reads the header with
+:func:`vbow.describe.image_header.sniff_image`.
 """
 
 from __future__ import annotations

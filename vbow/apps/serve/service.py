@@ -30,13 +30,13 @@ import numpy as np
 
 from vbow.apps.draw import project_outline
 from vbow.apps.serve.cache import QueryCache, query_key
-from vbow.apps.serve.imageprobe import ProbeError, probe_image
 from vbow.apps.serve.problems import Problem
-from vbow.apps.serve.rwlock import ReadWriteLock
+from vbow.concurrency import ReadWriteLock
 from vbow.apps.serve.settings import ServeSettings
 from vbow.apps.serve.stats import LatencyRecorder
 from vbow.apps.serve.thumbnails import ThumbnailStore
 from vbow.apps.serve.writelog import WriteLog
+from vbow.describe.image_header import sniff_image
 from vbow.describe.image_input import load_image
 from vbow.errors import ImageError, InvalidInputError
 from vbow.index import ImageIndex
@@ -147,10 +147,11 @@ class CatalogService:
         """Refuse empty uploads, non-images and decompression bombs before decoding."""
         if not data:
             raise Problem(422, "empty-image", "the uploaded image is 0 bytes")
-        try:
-            probe = probe_image(data)
-        except ProbeError as exc:
-            raise Problem(422, "not-an-image", str(exc)) from None
+        probe = sniff_image(data)
+        if probe is None or probe.pixels is None:
+            what = "not an image in a supported format" if probe is None else \
+                f"a {probe.format.upper()} file whose header gives no readable size"
+            raise Problem(422, "not-an-image", f"the upload is {what}")
         limit = self.settings.max_pixels
         if probe.pixels > limit:
             raise Problem(422, "image-too-many-pixels",
