@@ -379,13 +379,13 @@ def bench_shards(args) -> None:
     load_start = load_avg()
     for f in feats:
         for rr in (False, True):
-            tag = "rerank" if rr else "no_rerank"
+            mode = "rerank" if rr else "no_rerank"
             t = time.perf_counter()
             a = single.search_features(f, 10, rerank=rr, shortlist=args.shortlist if rr else None)
-            lat[f"single_{tag}"].append(time.perf_counter() - t)
+            lat[f"single_{mode}"].append(time.perf_counter() - t)
             t = time.perf_counter()
             b = sharded.search_features(f, 10, rerank=rr, shortlist=args.shortlist if rr else None)
-            lat[f"sharded_{tag}"].append(time.perf_counter() - t)
+            lat[f"sharded_{mode}"].append(time.perf_counter() - t)
             ok = b.complete and a.keys == b.keys
             same[rr] += ok
             if ok and len(a):
@@ -401,7 +401,7 @@ def bench_shards(args) -> None:
            for tag in ("no_rerank", "rerank")}
     command = f"python3 benchmarks/dask_bench.py shards --n {args.n}" + (
         f" --n-words {args.n_words} --training-descriptors {args.training_descriptors}"
-        if args.n_words else "")
+        if args.n_words else "") + (f" --queries {args.queries}" if args.queries != 200 else "")
     data = {"command": command, "machine": machine(), "n_images": args.n, "n_shards": args.shards,
             "n_words": int(single.vocabulary.n_words_), "queries": len(feats),
             "rerank_shortlist": args.shortlist, "catalog_build_seconds": round(t_build, 1),
