@@ -34,7 +34,7 @@ from vbow.errors import InvalidInputError
 from vbow.index import ImageIndex
 from vbow.apps.catalog_view import catalog_size
 from vbow.apps.decision import DecisionModel, match_evidence
-from vbow.apps.geometry import inside, outline
+from vbow.apps.geometry import clipped_area, inside, outline
 
 __all__ = ["Detection", "detect", "detect_features"]
 
@@ -83,8 +83,13 @@ def _subset(query: ImageFeatures, keep: np.ndarray) -> ImageFeatures:
 
 def detect_features(index: ImageIndex, query: ImageFeatures, *, max_objects: int = 10,
                     top_k: int = 5, model: DecisionModel | None = None,
-                    min_features: int = 12, **search_options: Any) -> list[Detection]:
-    """:func:`detect` for an already described photo (see :meth:`ImageIndex.describe`)."""
+                    min_features: int = 12, min_area: float = 0.005,
+                    **search_options: Any) -> list[Detection]:
+    """:func:`detect` for an already described photo (see :meth:`ImageIndex.describe`).
+
+    ``min_features`` is the fewest photo features a candidate's outline must hold, and
+    ``min_area`` the smallest share of the photo its visible outline must cover.
+    """
     if isinstance(max_objects, bool) or not isinstance(max_objects, (int, np.integer)) \
             or int(max_objects) < 1:
         raise InvalidInputError(f"max_objects must be an int >= 1, got {max_objects!r}")
@@ -106,6 +111,11 @@ def detect_features(index: ImageIndex, query: ImageFeatures, *, max_objects: int
             if not np.all(np.isfinite(poly)):
                 continue
             n_region = int(inside(xy[ids], poly).sum())
+            # a product must hold its own features: a degenerate or tiny outline around a
+            # handful of points would otherwise give an inlier ratio near 1
+            if n_region < min_features or clipped_area(poly, *photo_size) < \
+                    min_area * photo_size[0] * photo_size[1]:
+                continue
             e = match_evidence(m, n_query_features=max(n_region, m.inliers),
                                photo_size=photo_size, catalog_size=catalog_size(index, m.key))
             c = float(model.confidence(e.vector())[0])
