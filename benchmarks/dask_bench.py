@@ -341,7 +341,7 @@ def bench_shards(args) -> None:
         index = stats.empty_index("sift", **overrides)
         real = real_batch(stats)
         n_real = min(args.n, stats.n_images)
-        index.add_quantized(real["words"][:n_real], real["keypoints"][:n_real],
+        index.add_quantised(real["words"][:n_real], real["keypoints"][:n_real],
                             real["colours"][:n_real], real["image_sizes"][:n_real],
                             real["keys"][:n_real], scales=real["scales"][:n_real])
         gen = SyntheticCatalog(stats, index.vocabulary.n_words_, seed=1)
@@ -349,7 +349,7 @@ def bench_shards(args) -> None:
         while done < args.n:
             stop = min(args.n, done + 50_000)
             b = gen.batch(done, stop)
-            index.add_quantized(b["words"], b["keypoints"], b["colours"], b["image_sizes"],
+            index.add_quantised(b["words"], b["keypoints"], b["colours"], b["image_sizes"],
                                 b["keys"], scales=b["scales"])
             done = stop
         index.save(bundle)

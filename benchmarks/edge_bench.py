@@ -207,14 +207,14 @@ def write_report(result: dict, out_dir: Path) -> None:
              f"plus synthetic ones, as in `scale.md`). Queries: {result['n_queries']} real query photos "
              f"(smvs_dvd + grocery_packages) resized to 640 px, end to end `ImageIndex.search(path)` "
              f"(decode, features, colour, quantise, search, re-rank).", "",
-             "| preset | e2e p50 ms | e2e p95 ms | features | quantize | score | rerank | shortlist "
+             "| preset | e2e p50 ms | e2e p95 ms | features | quantise | score | rerank | shortlist "
              "| recall@1 | postings+geometry B/image | all but vocabulary B/image | peak RSS MiB | heavy modules |",
              "|---|" + "---|" * 12]
     for name, r in result["presets"].items():
         q, b = r["query"], r["build"]
         s = q["stage_ms_p50"]
         lines.append(f"| {name} | {q['e2e_ms_p50']} | {q['e2e_ms_p95']} | {s.get('features', '')} | "
-                     f"{s.get('quantize', '')} | {s.get('score', '')} | {s.get('rerank', '')} | "
+                     f"{s.get('quantise', '')} | {s.get('score', '')} | {s.get('rerank', '')} | "
                      f"{q['shortlist']} | {q['recall_at_1']} | {b['bytes_per_image_postings_geometry']} | "
                      f"{b['bytes_per_image_all_but_vocabulary']} | {mib(q['vmhwm_bytes'])} | "
                      f"{', '.join(q['heavy_modules_imported']) or 'none'} |")

@@ -58,7 +58,7 @@ def run(protocol: str, n_words: int, datasets: Path) -> dict:
     vocab.fit([d for d in descs if len(d)], max_samples=cfg.max_training_descriptors)
     offsets = np.r_[0, np.cumsum([d.shape[0] for d in descs])].astype(np.int64)
     all_d = np.concatenate(descs)
-    all_w = vocab.quantize(all_d).astype(np.int64)
+    all_w = vocab.quantise(all_d).astype(np.int64)
     vocab.fit_idf(np.split(all_w, offsets[1:-1]))
     # thresholds from every catalog descriptor (the index's own embedding uses a 250k sample)
     he = HammingEmbedding(0).fit(vocab.words_, all_d, all_w)
@@ -76,7 +76,7 @@ def run(protocol: str, n_words: int, datasets: Path) -> dict:
             prepared.append(None)
             continue
         d = descriptors32(q.features)
-        qw, qwt = vocab.quantize_multi(d, cfg.query_assignments, sigma=cfg.assignment_sigma)
+        qw, qwt = vocab.quantise_multi(d, cfg.query_assignments, sigma=cfg.assignment_sigma)
         words, tf = bag_of_words(qw, qwt)
         sig = aggregate_query(qw, qwt, he.residuals(vocab.words_, d, qw), words)
         qc = np.clip(np.rint(q.colour * 255), 0, 255).astype(np.float32)

@@ -11,8 +11,8 @@ For each catalog size, in separate processes:
    cache, quantised with a 65,536-word vocabulary trained on them, see
    ``benchmarks/synthetic_catalog.py``) are indexed unmodified, then synthetic images are
    generated (word ids remapped inside frequency bands, counts resampled) and added in batches
-   of 50,000 through the public ``ImageIndex.add_quantized``, then ``ImageIndex.save``. Build
-   time counts ``add_quantized`` and ``save``, not the generation of the synthetic images.
+   of 50,000 through the public ``ImageIndex.add_quantised``, then ``ImageIndex.save``. Build
+   time counts ``add_quantised`` and ``save``, not the generation of the synthetic images.
 2. **query**: a fresh process opens the saved bundle (``ImageIndex.load``, memory-mapped) and
    runs real query photos (smvs_dvd and grocery_packages queries, features from the cache)
    through ``search_features``, without re-ranking and with re-ranking of a 100-image shortlist
@@ -63,7 +63,7 @@ def build(n: int, bundle: Path, preset: str, overrides: dict) -> dict:
     real = real_batch(stats)
     real = {k: v[:n_real] for k, v in real.items()}
     t = time.perf_counter()
-    index.add_quantized(real["words"], real["keypoints"], real["colours"], real["image_sizes"],
+    index.add_quantised(real["words"], real["keypoints"], real["colours"], real["image_sizes"],
                         real["keys"], scales=real["scales"])
     t_add += time.perf_counter() - t
     gen = SyntheticCatalog(stats, index.vocabulary.n_words_, seed=1)
@@ -74,7 +74,7 @@ def build(n: int, bundle: Path, preset: str, overrides: dict) -> dict:
         b = gen.batch(done, stop)
         t_gen += time.perf_counter() - t
         t = time.perf_counter()
-        index.add_quantized(b["words"], b["keypoints"], b["colours"], b["image_sizes"], b["keys"],
+        index.add_quantised(b["words"], b["keypoints"], b["colours"], b["image_sizes"], b["keys"],
                             scales=b["scales"])
         t_add += time.perf_counter() - t
         done = stop
@@ -144,7 +144,7 @@ def query(bundle: Path, preset: str, n_queries: int, shortlist: int, overrides: 
             ds = g.split("/", 1)[0]
             per_ds.setdefault(f"{ds}_{'rerank' if rr else 'no_rerank'}", []).append(ok)
         with index.reading() as plan:
-            touched.append(plan.postings_read(plan.quantize(f.features)))
+            touched.append(plan.postings_read(plan.quantise(f.features)))
         n_done += 1
     pct = lambda xs, p: round(float(np.percentile(xs, p)) * 1000, 2)  # noqa: E731
     warm = slice(5, None) if n_done > 20 else slice(None)
@@ -161,9 +161,9 @@ def query(bundle: Path, preset: str, n_queries: int, shortlist: int, overrides: 
            "recall_at_1_rerank": round(hits[True] / max(n_done, 1), 4),
            "recall_at_1_by_dataset": {k: round(float(np.mean(v)), 4) for k, v in sorted(per_ds.items())},
            "stage_ms_mean_no_rerank": {k: round(float(np.mean([p.get(k, 0) for p in parts[False]])) * 1000, 2)
-                                       for k in ("quantize", "score", "rerank")},
+                                       for k in ("quantise", "score", "rerank")},
            "stage_ms_mean_rerank": {k: round(float(np.mean([p.get(k, 0) for p in parts[True]])) * 1000, 2)
-                                    for k in ("quantize", "score", "rerank")},
+                                    for k in ("quantise", "score", "rerank")},
            "rss_bytes_before_import": rss_before, "rss_bytes_after_open": rss_open,
            "rss_bytes_after_queries": _proc_status("VmRSS"),
            "rss_anon_bytes_after_queries": _proc_status("RssAnon"),
@@ -291,7 +291,7 @@ NOTES = """## Notes
   an image would cost about 8 KB of geometry and 3.5 KB of postings (11.5 KB), still within 12 KB.
   Postings are 4 bytes (`doc << 2 | min(tf, 4) - 1`, format 2); keypoints 8 bytes (word uint16,
   x/y uint16 at 1/16 px, log-scale and angle uint8).
-- **Build.** "Build" is `add_quantized` + `save` (the synthetic generation is timed separately
+- **Build.** "Build" is `add_quantised` + `save` (the synthetic generation is timed separately
   and excluded). Postings are built per batch with one radix argsort of the batch's word ids,
   segments are merged straight into the output file at save (no merged copy in memory).
 - **Recall.** The true match of each real query is one of the 4,269 real images inside the
@@ -434,7 +434,7 @@ def write_report(result: dict, out_dir: Path) -> None:
             lines += ["", f"Building from extracted features, quantisation included "
                           f"(`ImageIndex.add_features`, {ratio['add_features_descriptors_per_image']} "
                           f"RootSIFT descriptors per image): {ratio['add_features_images_per_minute']:,} "
-                          f"images/min; from quantised words (`add_quantized` + `save`) see "
+                          f"images/min; from quantised words (`add_quantised` + `save`) see "
                           f"`build_images_per_minute` above (target ≥ 20,000)."]
     tfcap = result.get("tf_cap_accuracy")
     if tfcap:

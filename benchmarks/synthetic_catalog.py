@@ -36,7 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import vbow  # noqa: E402
-from vbow.vocab.training import quantize_images  # noqa: E402
+from vbow.vocab.training import quantise_images  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def real_stats(preset: str = "sift", *, progress: bool | None = None, **override
         good = [i for i, f in enumerate(feats) if f is not None]
         index = vbow.ImageIndex(config).fit_features([feats[i] for i in good])
         logger.info("vocabulary: %d words, %.1fs", index.vocabulary.n_words_, time.perf_counter() - t)
-        words = quantize_images(index.vocabulary, [feats[i].features for i in good])
+        words = quantise_images(index.vocabulary, [feats[i].features for i in good])
         index.save(bundle)
         counts = np.array([w.shape[0] for w in words], np.int64)
         offsets = np.zeros(len(words) + 1, np.int64)
@@ -171,7 +171,7 @@ class SyntheticCatalog:
         self.n_full = (n_words // band) * band        # ranks beyond this keep their word
 
     def batch(self, start: int, stop: int) -> dict:
-        """Synthetic images ``start .. stop - 1`` as ``add_quantized`` arguments."""
+        """Synthetic images ``start .. stop - 1`` as ``add_quantised`` arguments."""
         st = self.stats
         n = stop - start
         rng = np.random.default_rng([self.seed, start, stop])
@@ -204,7 +204,7 @@ class SyntheticCatalog:
 
 
 def real_batch(stats: RealStats) -> dict:
-    """The real catalog images as ``add_quantized`` arguments."""
+    """The real catalog images as ``add_quantised`` arguments."""
     cut = stats.offsets[1:-1]
     return {"words": np.split(stats.words, cut), "keypoints": np.split(stats.keypoints, cut),
             "colours": stats.colours, "image_sizes": stats.sizes, "scales": stats.scales,

@@ -120,7 +120,7 @@ def test_budget_really_limits_postings(layout, catalog):
     single = ImageIndex.load(full)
     query = single.describe(catalog.photos[0].image)
     with single.reading() as plan:
-        bag = plan.quantize(query.features)
+        bag = plan.quantise(query.features)
         chosen = plan.state.postings.select_words(bag.words, bag.weights, plan.state.idf, 2500)
     assert 0 < chosen.size < bag.words.size
 

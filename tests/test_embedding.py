@@ -304,7 +304,7 @@ def test_a_fitted_vocabulary_carries_an_embedding_that_survives_its_arrays(kind)
     vocab = cls(256, random_state=0).fit(gen(3000, 0))
     assert vocab.has_embedding
     x = gen(200, 5)
-    words = vocab.quantize(x)
+    words = vocab.quantise(x)
     sig = vocab.signatures(x, words)
     arrays = vocab.to_arrays()
     assert arrays["he_thresholds"].dtype == np.float16

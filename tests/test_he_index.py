@@ -71,9 +71,9 @@ def test_extending_equals_adding_directly(he_pair, catalog, tmp_path):
             {m.key: round(m.bow_score, 5) for m in b.matches}
 
 
-def test_add_quantized_refuses_hamming_embedding(he_pair):
+def test_add_quantised_refuses_hamming_embedding(he_pair):
     he, _ = he_pair
     with pytest.raises(InvalidInputError, match="hamming_embedding"):
-        he.add_quantized([np.zeros(1, np.int64)], [np.zeros((1, 4), np.float32)],
+        he.add_quantised([np.zeros(1, np.int64)], [np.zeros((1, 4), np.float32)],
                          np.zeros((1, he.config.colour.n_bins), np.float32), np.array([[10, 10]]),
                          ["x"])

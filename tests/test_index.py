@@ -133,7 +133,7 @@ def _dense_catalog_tfidf(index, catalog) -> np.ndarray:
     idf = vocab.idf_.astype(np.float64)
     db = np.zeros((N_PRODUCTS, vocab.n_words_))
     for i, img in enumerate(catalog.products):
-        words = vocab.quantize(index.describe(img).features.descriptors)
+        words = vocab.quantise(index.describe(img).features.descriptors)
         for w, c in Counter(words.tolist()).items():
             db[i, w] = np.sqrt(min(c, TF_CAP)) * idf[w]
     return db / np.linalg.norm(db, axis=1, keepdims=True)
@@ -142,7 +142,7 @@ def _dense_catalog_tfidf(index, catalog) -> np.ndarray:
 def _dense_query_tfidf(index, q) -> np.ndarray:
     """(n_words,) L2-normalised soft-assigned TF-IDF vector of a described query."""
     vocab, cfg = index.vocabulary, index.config
-    words, weights = vocab.quantize_multi(q.features.descriptors, cfg.query_assignments,
+    words, weights = vocab.quantise_multi(q.features.descriptors, cfg.query_assignments,
                                           sigma=cfg.assignment_sigma)
     qv = np.zeros(vocab.n_words_)
     np.add.at(qv, words[words >= 0], weights[words >= 0].astype(np.float64))
@@ -555,7 +555,7 @@ def test_database_idf_matches_a_dense_recomputation(catalog):
     index = vbow.ImageIndex("sift", idf_source="database", **SIFT_SETTINGS)
     index.build(catalog.products, keys=catalog.names)
     vocab, cfg = index.vocabulary, index.config
-    doc_words = {k: vocab.quantize(index.describe(img).features.descriptors)
+    doc_words = {k: vocab.quantise(index.describe(img).features.descriptors)
                  for k, img in zip(catalog.names, catalog.products)}
 
     def check(live_keys, photo):
@@ -565,7 +565,7 @@ def test_database_idf_matches_a_dense_recomputation(catalog):
             df[np.unique(doc_words[k])] += 1
         idf = np.log(n / np.maximum(df, 0.5))          # unseen words: as if in half an image
         q = index.describe(photo.image)
-        words, weights = vocab.quantize_multi(q.features.descriptors, cfg.query_assignments,
+        words, weights = vocab.quantise_multi(q.features.descriptors, cfg.query_assignments,
                                               sigma=cfg.assignment_sigma)
         uq, tf = bag_of_words(words, weights)
         qv = np.zeros(vocab.n_words_)

@@ -37,7 +37,7 @@ def ref_correspondences(qw: np.ndarray, dw: np.ndarray, max_fanout: int) -> list
 
 
 def query_words(rng, nq: int, k: int, n_words: int) -> np.ndarray:
-    """Like quantize_multi output: per row up to k distinct words, nearest first, then -1."""
+    """Like quantise_multi output: per row up to k distinct words, nearest first, then -1."""
     out = np.full((nq, k), -1, np.int64)
     for i in range(nq):
         m = int(rng.integers(0, min(k, n_words) + 1))

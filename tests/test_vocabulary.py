@@ -74,7 +74,7 @@ def test_exhaustive_probing_equals_brute_force_argmin(fitted):
     probes = vocab.probes
     try:
         vocab.probes = vocab.coarse_.shape[0]       # every coarse cell: exact search
-        words = vocab.quantize(queries)
+        words = vocab.quantise(queries)
     finally:
         vocab.probes = probes
     ref = brute_distances(vocab, queries)
@@ -89,14 +89,14 @@ def test_default_probes_agree_with_exact_search(fitted):
     vocab, _, gen = fitted
     queries = gen(1500, 8)
     assert vocab.probes < vocab.coarse_.shape[0]
-    words = vocab.quantize(queries)
+    words = vocab.quantise(queries)
     exact = brute_distances(vocab, queries).argmin(axis=1)
     assert (words == exact).mean() >= 0.8
 
 
 def test_no_empty_words_after_fit(fitted):
     vocab, train, _ = fitted
-    counts = np.bincount(vocab.quantize(train), minlength=vocab.n_words_)
+    counts = np.bincount(vocab.quantise(train), minlength=vocab.n_words_)
     assert counts.shape == (vocab.n_words_,)
     assert counts.min() >= 1
     # n_words is a target: the tree has ceil(sqrt(n_words)) branches per level
@@ -108,7 +108,7 @@ def test_no_empty_words_after_fit(fitted):
 
 @pytest.mark.parametrize("kind", ["kmeans", "hamming"])
 @pytest.mark.parametrize("probes", [1, 2])
-def test_quantize_always_returns_a_valid_word(kind, probes):
+def test_quantise_always_returns_a_valid_word(kind, probes):
     """Even far from the training data, and with plain tree descent, every descriptor gets a word."""
     cls, gen = KINDS[kind]
     vocab = cls(256, probes=probes, random_state=3).fit(gen(1500, 0))
@@ -119,7 +119,7 @@ def test_quantize_always_returns_a_valid_word(kind, probes):
     else:
         far = rng.integers(0, 256, (500, 32), dtype=np.uint8)
     for q in (far, gen(500, 5)):
-        words = vocab.quantize(q)
+        words = vocab.quantise(q)
         assert words.dtype == np.int32 and words.shape == (len(q),)
         assert words.min() >= 0 and words.max() < vocab.n_words_
 
@@ -154,7 +154,7 @@ def test_tiny_training_sets(kind, n):
     train = gen(n, 2)
     vocab = cls(4096, random_state=0).fit(train)
     assert 1 <= vocab.n_words_ <= n
-    words = vocab.quantize(train)
+    words = vocab.quantise(train)
     assert words.min() >= 0 and words.max() < vocab.n_words_
 
 
@@ -175,9 +175,9 @@ def test_wrong_descriptors_raise_invalid_input_naming_the_expected_shape():
     km.fit(rootsift_like(300, 0))
     hm.fit(binary_like(300, 0))
     with pytest.raises(InvalidInputError, match=r"\(n, 128\) float32; got \(4, 32\) uint8"):
-        km.quantize(np.zeros((4, 32), np.uint8))
+        km.quantise(np.zeros((4, 32), np.uint8))
     with pytest.raises(InvalidInputError, match=r"\(n, 32\) uint8"):
-        hm.quantize_multi(np.zeros((4, 128), np.float32))
+        hm.quantise_multi(np.zeros((4, 128), np.float32))
     for err in (InvalidInputError,):
         assert issubclass(err, ValueError)
 
@@ -197,7 +197,7 @@ def test_bad_parameters(bad):
 def test_use_before_fit_raises_not_fitted(cls):
     vocab = cls(256)
     x = np.zeros((3, cls.dim), cls.dtype)
-    for call in (lambda: vocab.quantize(x), lambda: vocab.quantize_multi(x),
+    for call in (lambda: vocab.quantise(x), lambda: vocab.quantise_multi(x),
                  lambda: vocab.n_words_, lambda: vocab.fit_idf([np.array([0])]),
                  lambda: vocab.to_arrays()):
         with pytest.raises(NotFittedError) as info:
@@ -215,13 +215,13 @@ def test_make_vocabulary_picks_the_class():
 
 
 @given(k=st.integers(1, 6), sigma=st.floats(0.02, 1.0), seed=st.integers(0, 1000))
-def test_quantize_multi_properties(fitted, k, sigma, seed):
+def test_quantise_multi_properties(fitted, k, sigma, seed):
     vocab, _, gen = fitted
     queries = gen(60, 100 + seed)
-    words, weights = vocab.quantize_multi(queries, k, sigma=sigma)
+    words, weights = vocab.quantise_multi(queries, k, sigma=sigma)
     assert words.shape == weights.shape == (60, k)
     assert words.dtype == np.int32 and weights.dtype == np.float32
-    np.testing.assert_array_equal(words[:, 0], vocab.quantize(queries))
+    np.testing.assert_array_equal(words[:, 0], vocab.quantise(queries))
     valid = words >= 0
     assert valid[:, 0].all()
     assert words[valid].max() < vocab.n_words_
@@ -253,17 +253,17 @@ def test_quantize_multi_properties(fitted, k, sigma, seed):
     assert np.all(weights[valid & (expected > 1e-30)] > 0)
 
 
-def test_quantize_multi_rejects_bad_k(fitted):
+def test_quantise_multi_rejects_bad_k(fitted):
     vocab, train, _ = fitted
     with pytest.raises(InvalidInputError):
-        vocab.quantize_multi(train[:3], 0)
+        vocab.quantise_multi(train[:3], 0)
 
 
-def test_quantize_empty_input(fitted):
+def test_quantise_empty_input(fitted):
     vocab, train, _ = fitted
-    words, weights = vocab.quantize_multi(train[:0], 3)
+    words, weights = vocab.quantise_multi(train[:0], 3)
     assert words.shape == weights.shape == (0, 3)
-    assert vocab.quantize(train[:0]).shape == (0,)
+    assert vocab.quantise(train[:0]).shape == (0,)
 
 
 # --------------------------------------------------------------------------- IDF
@@ -294,9 +294,9 @@ def test_to_arrays_from_arrays_round_trip(fitted):
     vocab, _, gen = fitted
     clone = type(vocab).from_arrays(vocab.get_params(), vocab.state_params(), vocab.to_arrays())
     q = gen(300, 9)
-    np.testing.assert_array_equal(clone.quantize(q), vocab.quantize(q))
-    w1, s1 = clone.quantize_multi(q, 3)
-    w2, s2 = vocab.quantize_multi(q, 3)
+    np.testing.assert_array_equal(clone.quantise(q), vocab.quantise(q))
+    w1, s1 = clone.quantise_multi(q, 3)
+    w2, s2 = vocab.quantise_multi(q, 3)
     np.testing.assert_array_equal(w1, w2)
     np.testing.assert_array_equal(s1, s2)
 

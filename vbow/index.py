@@ -42,7 +42,7 @@ from vbow.search.catalog import Catalog, Where, encode_metadata
 from vbow.search.inverted_index import InvertedIndex
 from vbow.verify.keypoint_store import KeypointStore
 from vbow.search.embedding import signs_of
-from vbow.vocab.training import descriptors32, quantize_images, train_vocabulary, training_subset
+from vbow.vocab.training import descriptors32, quantise_images, train_vocabulary, training_subset
 from vbow.vocab.vocabulary import Vocabulary
 
 __all__ = ["ImageIndex", "BUILD_BATCH"]
@@ -365,7 +365,7 @@ class ImageIndex:
         def flush() -> None:
             staged = _Staged()
             fresh = [f for i, f in pending if i not in trained_words]
-            fresh_words = iter(quantize_images(vocabulary, [f.features for f in fresh]))
+            fresh_words = iter(quantise_images(vocabulary, [f.features for f in fresh]))
             for i, f in pending:
                 if i in trained_words:
                     w, sig = trained_words.pop(i), trained_sigs.pop(i)
@@ -491,7 +491,7 @@ class ImageIndex:
     def _append_described(self, vocabulary: Vocabulary, feats: list[ImageFeatures], keys: list[str],
                           meta_json: list[str]) -> None:
         staged = _Staged()
-        for f, w, k, m in zip(feats, quantize_images(vocabulary, [f.features for f in feats]),
+        for f, w, k, m in zip(feats, quantise_images(vocabulary, [f.features for f in feats]),
                               keys, meta_json):
             staged.stage(f, w, k, m, self._signatures(vocabulary, f.features, w))
         self._commit(vocabulary, staged)
@@ -518,7 +518,7 @@ class ImageIndex:
             self._append(staged)
             self._after_change()
 
-    def add_quantized(self, words: Sequence[np.ndarray], keypoints: Sequence[np.ndarray],
+    def add_quantised(self, words: Sequence[np.ndarray], keypoints: Sequence[np.ndarray],
                       colours: np.ndarray, image_sizes: np.ndarray, keys: Sequence[str], *,
                       scales: np.ndarray | None = None,
                       metadata: Sequence[Mapping[str, Any] | None] | None = None) -> None:
@@ -544,7 +544,7 @@ class ImageIndex:
         """
         vocabulary = self._require_fitted()
         if self.config.hamming_embedding:
-            raise InvalidInputError("add_quantized cannot index with hamming_embedding=True: "
+            raise InvalidInputError("add_quantised cannot index with hamming_embedding=True: "
                                     "signatures need the descriptors; use add or add_features")
         words, keypoints = list(words), list(keypoints)
         keys_list, meta_json = self._check_batch(words, keys, metadata)
@@ -694,7 +694,7 @@ class ImageIndex:
         """Hold the read lock and get a :class:`vbow.query.QueryPlan` over a consistent view.
 
         The public seam for tools that run the query steps themselves (benchmarks counting
-        postings, a sharded search): ``with index.reading() as plan: plan.quantize(...)``.
+        postings, a sharded search): ``with index.reading() as plan: plan.quantise(...)``.
         Do not change the index inside the block.
         """
         self._require_fitted()

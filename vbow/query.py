@@ -146,12 +146,12 @@ class QueryPlan:
         self.config = state.config
 
     # ------------------------------------------------------------------------------ steps
-    def quantize(self, features: Features) -> QueryBag:
+    def quantise(self, features: Features) -> QueryBag:
         """Assign the query's descriptors to words (multiple assignment) and weight the bag."""
         cfg = self.config
         k = cfg.query_assignments
         if len(features):
-            q_words, q_weights = self.state.vocabulary.quantize_multi(
+            q_words, q_weights = self.state.vocabulary.quantise_multi(
                 descriptors32(features), k, sigma=cfg.assignment_sigma)
         else:
             q_words = np.zeros((0, k), np.int32)
@@ -327,8 +327,8 @@ class QueryPlan:
             return SearchResult(query.name, (), {"total": 0.0}, warnings)
         timings: dict[str, float] = {}
         t = time.perf_counter()
-        bag = self.quantize(query.features)
-        timings["quantize"] = time.perf_counter() - t
+        bag = self.quantise(query.features)
+        timings["quantise"] = time.perf_counter() - t
         t = time.perf_counter()
         bow = self.score(bag.words, bag.weights, bag.signatures)
         allowed = self.allowed(where)

@@ -88,7 +88,7 @@ class SearchResult:
     matches : tuple of Match
         Best first.
     timings : Mapping of str to float
-        Seconds spent per stage (``features``, ``quantize``, ``score``, ``rerank``, ``total``).
+        Seconds spent per stage (``features``, ``quantise``, ``score``, ``rerank``, ``total``).
     warnings : tuple of str
         Why the result may be weak, e.g. a query image with no local features.
     decision : object, optional

@@ -566,9 +566,9 @@ class ShardedIndex:
         timings: dict[str, float] = {}
         t = time.perf_counter()
         with self._vocab_index.reading() as plan:
-            bag = plan.quantize(query.features)
+            bag = plan.quantise(query.features)
             self._idf = plan.state.idf
-        timings["quantize"] = time.perf_counter() - t
+        timings["quantise"] = time.perf_counter() - t
         t = time.perf_counter()
         n_live = int(sum(self._stats[s]["n_live"] for s in shards))
         do_rerank = cfg.rerank if rerank is None else bool(rerank)

@@ -41,11 +41,11 @@ _COLORMAPS: Final[tuple[int, ...]] = (
     cv2.COLORMAP_TWILIGHT_SHIFTED,
 )
 
-Color = tuple[int, int, int]
+Colour = tuple[int, int, int]
 
 
 
-def _bgr(hue: float, sat: float, val: float) -> Color:
+def _bgr(hue: float, sat: float, val: float) -> Colour:
     """BGR colour of an OpenCV HSV triple (hue 0..180, sat and val 0..255)."""
     hsv = np.array([[[int(hue) % 180, int(np.clip(sat, 0, 255)), int(np.clip(val, 0, 255))]]],
                    dtype=np.uint8)
@@ -53,19 +53,19 @@ def _bgr(hue: float, sat: float, val: float) -> Color:
     return int(b), int(g), int(r)
 
 
-def _random_color(rng: np.random.Generator) -> Color:
+def _random_colour(rng: np.random.Generator) -> Colour:
     c = rng.integers(0, 256, size=3)
     return int(c[0]), int(c[1]), int(c[2])
 
 
-def _luma(color: Color) -> float:
-    b, g, r = color
+def _luma(colour: Colour) -> float:
+    b, g, r = colour
     return 0.114 * b + 0.587 * g + 0.299 * r
 
 
-def _contrasting(color: Color, rng: np.random.Generator) -> Color:
-    """A dark or light colour that reads well on ``color``."""
-    if _luma(color) > 128:
+def _contrasting(colour: Colour, rng: np.random.Generator) -> Colour:
+    """A dark or light colour that reads well on ``colour``."""
+    if _luma(colour) > 128:
         v = int(rng.integers(0, 60))
         return _bgr(rng.integers(0, 180), rng.integers(0, 200), v)
     v = int(rng.integers(215, 256))
@@ -94,17 +94,17 @@ def _put_text(
     org: tuple[int, int],
     font: int,
     scale: float,
-    color: Color,
+    colour: Colour,
     thickness: int,
-    outline: Color | None = None,
+    outline: Colour | None = None,
 ) -> None:
     if outline is not None:
         cv2.putText(img, text, org, font, scale, outline, thickness + 2, cv2.LINE_AA)
-    cv2.putText(img, text, org, font, scale, color, thickness, cv2.LINE_AA)
+    cv2.putText(img, text, org, font, scale, colour, thickness, cv2.LINE_AA)
 
 
 def _gradient(
-    h: int, w: int, c0: Color, c1: Color, angle: float, extra: np.ndarray | None = None
+    h: int, w: int, c0: Colour, c1: Colour, angle: float, extra: np.ndarray | None = None
 ) -> np.ndarray:
     """``(h, w, 3)`` uint8 linear gradient from ``c0`` to ``c1`` along ``angle`` (radians).
 
@@ -157,7 +157,7 @@ def _draw_shape(
     img: np.ndarray,
     rng: np.random.Generator,
     region: tuple[int, int, int, int],
-    color: Color,
+    colour: Colour,
     unit: float,
 ) -> None:
     """Draw one random rectangle, circle, ellipse, polygon, line or stripe group."""
@@ -172,12 +172,12 @@ def _draw_shape(
     if kind == 0:
         w2 = int(rng.integers(2, max(3, span // 3)))
         h2 = int(rng.integers(2, max(3, span // 3)))
-        cv2.rectangle(img, (cx - w2, cy - h2), (cx + w2, cy + h2), color, thick, cv2.LINE_AA)
+        cv2.rectangle(img, (cx - w2, cy - h2), (cx + w2, cy + h2), colour, thick, cv2.LINE_AA)
     elif kind == 1:
-        cv2.circle(img, (cx, cy), r, color, thick, cv2.LINE_AA)
+        cv2.circle(img, (cx, cy), r, colour, thick, cv2.LINE_AA)
     elif kind == 2:
         axes = (r, max(1, int(r * rng.uniform(0.3, 1.0))))
-        cv2.ellipse(img, (cx, cy), axes, float(rng.uniform(0, 180)), 0, 360, color, thick,
+        cv2.ellipse(img, (cx, cy), axes, float(rng.uniform(0, 180)), 0, 360, colour, thick,
                     cv2.LINE_AA)
     elif kind == 3:
         k = int(rng.integers(3, 8))
@@ -186,13 +186,13 @@ def _draw_shape(
         pts = np.stack([cx + rad * np.cos(ang), cy + rad * np.sin(ang)], axis=1)
         pts = np.round(pts).astype(np.int32).reshape(-1, 1, 2)
         if filled:
-            cv2.fillPoly(img, [pts], color, cv2.LINE_AA)
+            cv2.fillPoly(img, [pts], colour, cv2.LINE_AA)
         else:
-            cv2.polylines(img, [pts], True, color, thick, cv2.LINE_AA)
+            cv2.polylines(img, [pts], True, colour, thick, cv2.LINE_AA)
     elif kind == 4:
         ex = int(rng.integers(x0, max(x0 + 1, x1)))
         ey = int(rng.integers(y0, max(y0 + 1, y1)))
-        cv2.line(img, (cx, cy), (ex, ey), color, max(1, abs(thick)), cv2.LINE_AA)
+        cv2.line(img, (cx, cy), (ex, ey), colour, max(1, abs(thick)), cv2.LINE_AA)
     else:
         n = int(rng.integers(3, 7))
         gap = max(2, int(r * rng.uniform(0.2, 0.5)))
@@ -202,7 +202,7 @@ def _draw_shape(
             ox, oy = -dy * gap * i, dx * gap * i
             p0 = (int(cx + ox - dx * r), int(cy + oy - dy * r))
             p1 = (int(cx + ox + dx * r), int(cy + oy + dy * r))
-            cv2.line(img, p0, p1, color, max(1, gap // 2), cv2.LINE_AA)
+            cv2.line(img, p0, p1, colour, max(1, gap // 2), cv2.LINE_AA)
 
 
 def _paste(dst: np.ndarray, src: np.ndarray, x: int, y: int) -> None:

@@ -16,7 +16,7 @@ from vbow.synthetic._checks import (
     _check_product,
     _check_rng,
 )
-from vbow.synthetic.drawing import _draw_shape, _gradient, _noise_texture, _paste, _random_color
+from vbow.synthetic.drawing import _draw_shape, _gradient, _noise_texture, _paste, _random_colour
 
 __all__ = ["MIN_VISIBLE_FRACTION", "make_shopper_photo"]
 
@@ -81,7 +81,7 @@ def _random_homography(
 
 def _clutter_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """A ``(h, w, 3)`` uint8 cluttered scene: gradient, blotches, shapes, tiles, stripes."""
-    c0, c1 = _random_color(rng), _random_color(rng)
+    c0, c1 = _random_colour(rng), _random_colour(rng)
     blotch = rng.random((int(rng.integers(3, 8)), int(rng.integers(3, 8))), dtype=np.float32)
     blotch = cv2.resize(blotch, (w, h), interpolation=cv2.INTER_CUBIC)
     blotch = (blotch - np.float32(0.5)) * np.float32(rng.uniform(0.2, 0.8))
@@ -92,13 +92,13 @@ def _clutter_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     if kind == 0:
         y0 = int(rng.integers(0, h))
         step = int(rng.integers(8, 30))
-        col = _random_color(rng)
+        col = _random_colour(rng)
         for yy in range(y0, h, step):
             cv2.line(canvas, (0, yy), (w, yy + int(rng.integers(-3, 4))), col,
                      int(rng.integers(1, 4)), cv2.LINE_AA)
     elif kind == 1:
         tile = int(rng.integers(12, 40))
-        ca, cb = _random_color(rng), _random_color(rng)
+        ca, cb = _random_colour(rng), _random_colour(rng)
         x0, y0 = int(rng.integers(0, w // 2)), int(rng.integers(0, h // 2))
         for ty in range(y0, h, tile):
             for tx in range(x0, w, tile):
@@ -106,7 +106,7 @@ def _clutter_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
                 cv2.rectangle(canvas, (tx, ty), (tx + tile - 1, ty + tile - 1), col, -1)
     for _ in range(int(rng.integers(10, 30))):
         _draw_shape(canvas, rng, (-w // 8, -h // 8, w + w // 8, h + h // 8),
-                    _random_color(rng), unit)
+                    _random_colour(rng), unit)
     # one or two texture patches (fabric, packaging of other things)
     for _ in range(int(rng.integers(0, 3))):
         ph, pw = int(rng.integers(h // 8, h // 3)), int(rng.integers(w // 8, w // 3))

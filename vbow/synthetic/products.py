@@ -21,7 +21,7 @@ from vbow.synthetic.drawing import (
     _noise_texture,
     _paste,
     _put_text,
-    _random_color,
+    _random_colour,
     _word,
 )
 from vbow.synthetic.shared import _BADGE_WORDS, _SHARED_LINES, _draw_badge, _shared_elements
@@ -105,16 +105,16 @@ def make_product_image(
                 cv2.circle(img, (xx, yy), max(1, step // 5), shade, -1, cv2.LINE_AA)
 
     # ---- illustration: random shapes over the whole cover
-    palette = [accent, ink, _random_color(rng), _random_color(rng), second]
+    palette = [accent, ink, _random_colour(rng), _random_colour(rng), second]
     for _ in range(int(rng.integers(14, 26))):
-        color = palette[int(rng.integers(len(palette)))] if rng.random() < 0.7 else \
-            _random_color(rng)
-        _draw_shape(img, rng, (0, 0, S, S), color, u)
+        colour = palette[int(rng.integers(len(palette)))] if rng.random() < 0.7 else \
+            _random_colour(rng)
+        _draw_shape(img, rng, (0, 0, S, S), colour, u)
 
     # ---- category motif
     if category == "cereal":  # a bowl
         cx, cy, r = int(S * rng.uniform(0.3, 0.7)), int(S * rng.uniform(0.55, 0.7)), int(S * 0.2)
-        cv2.ellipse(img, (cx, cy), (r, r), 0, 0, 180, _random_color(rng), -1, cv2.LINE_AA)
+        cv2.ellipse(img, (cx, cy), (r, r), 0, 0, 180, _random_colour(rng), -1, cv2.LINE_AA)
         cv2.ellipse(img, (cx, cy), (r, r // 4), 0, 0, 360, (230, 240, 250), -1, cv2.LINE_AA)
         for _ in range(int(rng.integers(8, 16))):
             px = cx + int(rng.integers(-r + 6, r - 5))
@@ -162,7 +162,7 @@ def make_product_image(
     cv2.circle(img, (lx, ly), lr, ink, max(1, round(2 * u)), cv2.LINE_AA)
     logo_region = (lx - lr, ly - lr, lx + lr, ly + lr)
     for _ in range(int(rng.integers(2, 5))):
-        _draw_shape(img, rng, logo_region, _random_color(rng), u * 0.5)
+        _draw_shape(img, rng, logo_region, _random_colour(rng), u * 0.5)
     letter = chr(ord("A") + int(rng.integers(26)))
     lfont = _BOLD_FONTS[int(rng.integers(len(_BOLD_FONTS)))]
     ls = _fit_text(letter, lfont, max(1, round(2 * u)), lr, lr)
@@ -193,9 +193,9 @@ def make_product_image(
     margin = max(1, int(0.03 * S))
     tx = int(rng.integers(margin, max(margin + 1, S - tw - margin)))
     ty = top + tht + int(rng.integers(int(0.02 * S), int(0.08 * S)))
-    title_color = ink if rng.random() < 0.6 else accent
-    outline = _contrasting(title_color, rng) if rng.random() < 0.4 else None
-    _put_text(img, title, (tx, ty), font, scale, title_color, th, outline)
+    title_colour = ink if rng.random() < 0.6 else accent
+    outline = _contrasting(title_colour, rng) if rng.random() < 0.4 else None
+    _put_text(img, title, (tx, ty), font, scale, title_colour, th, outline)
     sub = " ".join(_word(rng, 2, 7, upper=False) for _ in range(int(rng.integers(1, 4))))
     if category == "books":
         sub = "by " + _word(rng, 3, 7, upper=False) + " " + _word(rng, 4, 9, upper=False)

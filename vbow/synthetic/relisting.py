@@ -26,7 +26,7 @@ import numpy as np
 
 from vbow.errors import UnknownOptionError
 from vbow.synthetic._checks import _check_product, _check_rng
-from vbow.synthetic.drawing import _noise_texture, _random_color
+from vbow.synthetic.drawing import _noise_texture, _random_colour
 from vbow.synthetic.photos import _clutter_background
 
 __all__ = ["EDIT_KINDS", "Relisting", "make_relisting"]
@@ -131,7 +131,7 @@ def make_relisting(image: np.ndarray, kind: str, rng: np.random.Generator) -> Re
         out = src.copy()
         bh = int(round(h * rng.uniform(0.12, 0.18)))
         y0 = 0 if rng.random() < 0.5 else h - bh
-        out[y0:y0 + bh] = _random_color(rng)
+        out[y0:y0 + bh] = _random_colour(rng)
         price = f"ONLY ${int(rng.integers(5, 99))}.99!"
         fs = bh / 40.0
         cv2.putText(out, price, (int(0.05 * w), y0 + int(0.75 * bh)), cv2.FONT_HERSHEY_DUPLEX,

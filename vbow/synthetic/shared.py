@@ -42,10 +42,10 @@ def _shared_elements(size: int) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarra
     unit = size / 320.0
     bars = []
     for _ in range(_N_BRANDS):
-        color = _bgr(rng.integers(0, 180), rng.integers(150, 256), rng.integers(60, 200))
+        colour = _bgr(rng.integers(0, 180), rng.integers(150, 256), rng.integers(60, 200))
         bar = np.empty((bh, size, 3), np.uint8)
-        bar[:] = color
-        ink = _contrasting(color, rng)
+        bar[:] = colour
+        ink = _contrasting(colour, rng)
         # emblem: a ring with a polygon inside, at the left
         cx, cy, r = bh // 2 + 2, bh // 2, max(3, int(bh * 0.38))
         cv2.circle(bar, (cx, cy), r, ink, max(1, round(2 * unit)), cv2.LINE_AA)
@@ -98,9 +98,9 @@ def _draw_badge(img: np.ndarray, rng: np.random.Generator, center: tuple[int, in
     ang = np.linspace(0, 2 * np.pi, 2 * spikes, endpoint=False)
     rad = np.where(np.arange(2 * spikes) % 2 == 0, radius, radius * 0.78)
     pts = np.stack([cx + rad * np.cos(ang), cy + rad * np.sin(ang)], 1)
-    color = (0, 215, 255) if rng.random() < 0.5 else (40, 40, 220)
-    cv2.fillPoly(img, [np.round(pts).astype(np.int32)], color, cv2.LINE_AA)
-    ink = (255, 255, 255) if color[2] == 220 and color[0] == 40 else (20, 20, 20)
+    colour = (0, 215, 255) if rng.random() < 0.5 else (40, 40, 220)
+    cv2.fillPoly(img, [np.round(pts).astype(np.int32)], colour, cv2.LINE_AA)
+    ink = (255, 255, 255) if colour[2] == 220 and colour[0] == 40 else (20, 20, 20)
     th = max(1, radius // 14)
     scale = _fit_text(word, cv2.FONT_HERSHEY_DUPLEX, th, 1.2 * radius, 0.7 * radius)
     (tw, tht), _ = cv2.getTextSize(word, cv2.FONT_HERSHEY_DUPLEX, scale, th)

@@ -79,7 +79,7 @@ class QueryWords:
     query_words : np.ndarray
         ``(nq,)`` or ``(nq, k) int`` word ids of the query's features (``k`` > 1 with multiple
         assignment; ``-1`` entries are ignored). The words of one row must be distinct, as
-        :meth:`vbow.vocab.vocabulary.Vocabulary.quantize_multi` returns them.
+        :meth:`vbow.vocab.vocabulary.Vocabulary.quantise_multi` returns them.
     max_fanout : int
         Skip words that occur more than this many times in the query or in a catalog image.
 

@@ -18,12 +18,12 @@ from vbow.describe.features import Features
 from vbow.errors import InvalidInputError
 from vbow.vocab.vocabulary import Vocabulary, make_vocabulary
 
-__all__ = ["training_subset", "train_vocabulary", "quantize_images", "descriptors32"]
+__all__ = ["training_subset", "train_vocabulary", "quantise_images", "descriptors32"]
 
 logger = logging.getLogger(__name__)
 
-#: Descriptors assigned in one call of ``Vocabulary.quantize`` (a memory bound).
-QUANTIZE_BATCH = 200_000
+#: Descriptors assigned in one call of ``Vocabulary.quantise`` (a memory bound).
+QUANTISE_BATCH = 200_000
 
 
 def training_subset(n_images: int, config: Config) -> np.ndarray:
@@ -55,7 +55,7 @@ def descriptors32(features: Features) -> np.ndarray:
     return d.astype(np.float32) if d.dtype == np.float16 else d
 
 
-def quantize_images(vocabulary: Vocabulary, features: Sequence[Features]) -> list[np.ndarray]:
+def quantise_images(vocabulary: Vocabulary, features: Sequence[Features]) -> list[np.ndarray]:
     """Hard-assign every image's descriptors, in batches of up to 200,000 descriptors.
 
     Parameters
@@ -79,7 +79,7 @@ def quantize_images(vocabulary: Vocabulary, features: Sequence[Features]) -> lis
         if not batch:
             return
         if size:
-            words = vocabulary.quantize(np.concatenate([descriptors32(f) for f in batch]))
+            words = vocabulary.quantise(np.concatenate([descriptors32(f) for f in batch]))
         else:
             words = np.zeros(0, np.int32)
         out.extend(np.split(words, np.cumsum([len(f) for f in batch])[:-1]))
@@ -88,7 +88,7 @@ def quantize_images(vocabulary: Vocabulary, features: Sequence[Features]) -> lis
     for f in features:
         batch.append(f)
         size += len(f)
-        if size >= QUANTIZE_BATCH:
+        if size >= QUANTISE_BATCH:
             flush()
     flush()
     return out
@@ -128,6 +128,6 @@ def train_vocabulary(config: Config, features: Sequence[Features], *,
     t = time.perf_counter()
     vocabulary.fit(descriptors, max_samples=config.max_training_descriptors, progress=progress)
     logger.info("vocabulary: %d words in %.1fs", vocabulary.n_words_, time.perf_counter() - t)
-    words = quantize_images(vocabulary, features)
+    words = quantise_images(vocabulary, features)
     vocabulary.fit_idf(words)
     return vocabulary, words

@@ -269,7 +269,7 @@ class Vocabulary:
         """Remove words no training descriptor falls in; returns ``(n,) int64`` the training
         descriptors' words after the removal (a removed word was nobody's nearest, so each
         descriptor keeps its word, renumbered)."""
-        labels = self.quantize(x).astype(np.int64)
+        labels = self.quantise(x).astype(np.int64)
         used = np.bincount(labels, minlength=self.n_words_) > 0
         if used.all():
             return labels
@@ -298,7 +298,7 @@ class Vocabulary:
         """``(n,) uint64`` Hamming-embedding signature of each descriptor for its word.
 
         ``descriptors`` is ``(n, dim)`` of this vocabulary's dtype, ``words`` ``(n,) int``
-        (normally :meth:`quantize` of them); see :mod:`vbow.vocab.embedding`.
+        (normally :meth:`quantise` of them); see :mod:`vbow.vocab.embedding`.
         """
         self.check_descriptors(descriptors)
         return self._require_embedding().signatures(self.words_, descriptors, words)
@@ -347,7 +347,7 @@ class Vocabulary:
             out[s:s + chunk] = np.argmin(self._distances(x[s:s + chunk], centroids), axis=1)
         return out
 
-    def quantize(self, descriptors: np.ndarray) -> np.ndarray:
+    def quantise(self, descriptors: np.ndarray) -> np.ndarray:
         """Assign each descriptor to its nearest word (approximately, by probing the tree).
 
         Parameters
@@ -360,10 +360,10 @@ class Vocabulary:
         np.ndarray
             ``(n,) int32`` word ids in ``0..n_words_-1``.
         """
-        words, _ = self.quantize_multi(descriptors, 1)
+        words, _ = self.quantise_multi(descriptors, 1)
         return words[:, 0]
 
-    def quantize_multi(self, descriptors: np.ndarray, k: int = 3, *, sigma: float = 0.1,
+    def quantise_multi(self, descriptors: np.ndarray, k: int = 3, *, sigma: float = 0.1,
                        chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
         """Multiple assignment: the ``k`` nearest words of each descriptor, with soft weights.
 

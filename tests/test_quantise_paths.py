@@ -24,8 +24,8 @@ def test_small_batches_equal_one_bulk_call(fitted, seed, k, piece):
     """Few rows per cell (query time) and many rows (indexing) give the same words."""
     vocab, gen = fitted
     x = gen(6000, 50 + seed)  # about 375 rows per coarse cell: the bulk GEMM path
-    words, weights = vocab.quantize_multi(x, k)
-    parts = [vocab.quantize_multi(x[s:s + piece], k) for s in range(0, x.shape[0], piece)]
+    words, weights = vocab.quantise_multi(x, k)
+    parts = [vocab.quantise_multi(x[s:s + piece], k) for s in range(0, x.shape[0], piece)]
     np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), words)
     np.testing.assert_allclose(np.concatenate([p[1] for p in parts]), weights, rtol=1e-3, atol=1e-4)
 
@@ -40,7 +40,7 @@ def test_assignment_is_the_nearest_word_of_the_probed_cells(fitted):
     else:
         coarse = ((x[:, None, :].astype(np.float64) - vocab.coarse_[None].astype(np.float64)) ** 2).sum(-1)
     full = brute_distances(vocab, x)
-    got = vocab.quantize(x)
+    got = vocab.quantise(x)
     for i in range(x.shape[0]):
         cells = np.argsort(coarse[i], kind="stable")[:vocab.probes]
         # ties in coarse distance: any of the tied cells may be probed; skip those rows
@@ -60,11 +60,11 @@ def test_batched_query_path_equals_the_per_cell_loop(fitted, seed, k, n):
     distances of the general per-cell loop."""
     vocab, gen = fitted
     x = gen(n, 7000 + seed)
-    fast = vocab.quantize_multi(x, k)
+    fast = vocab.quantise_multi(x, k)
     saved = vocab.small_pairs
     try:
         vocab.small_pairs = 0  # every batch takes the per-cell loop
-        slow = vocab.quantize_multi(x, k)
+        slow = vocab.quantise_multi(x, k)
     finally:
         vocab.small_pairs = saved
     assert 2 * n <= saved  # the first call did take the batched path
