@@ -2,8 +2,8 @@
 
 Extracting SIFT from a few thousand images takes minutes on two cores, and several benchmarks
 (accuracy, scale, edge) and several protocols of one benchmark read the same images with the
-same settings. Each image's :class:`vbow.describe.extraction.ImageFeatures` is stored once, as a plain
-``.npz`` (no pickle), under ``benchmarks/.cache/features/<settings hash>/``; the key covers the
+same settings. Each image's :class:`vbow.describe.extraction.ImageDescription` is stored once,
+as a plain ``.npz`` (no pickle), under ``benchmarks/.cache/features/<settings hash>/``; the key covers the
 file's path, size and modification time and every setting that changes the extraction.
 
 Each entry also records the wall-clock milliseconds its extraction took in the worker process
@@ -23,8 +23,8 @@ import numpy as np
 
 from vbow import Config, ImageIndex
 from vbow.errors import ImageError
-from vbow.describe.extraction import Extractor, ImageFeatures, resolve_jobs
-from vbow.describe.features import Features
+from vbow.describe.extraction import ImageDescriber, ImageDescription, resolve_jobs
+from vbow.describe.features import LocalFeatures
 from vbow.progress import Progress
 
 __all__ = ["CACHE_ROOT", "cached_features", "settings_key"]
@@ -51,7 +51,7 @@ def _entry_name(path: str) -> str:
     return hashlib.sha1(ident.encode()).hexdigest() + ".npz"
 
 
-def _save(target: Path, f: ImageFeatures, ms: float) -> None:
+def _save(target: Path, f: ImageDescription, ms: float) -> None:
     tmp = target.with_suffix(f".{os.getpid()}.tmp.npz")  # concurrent runs may share the cache
     np.savez(tmp, keypoints=f.features.keypoints, descriptors=f.features.descriptors,
              image_size=np.array(f.features.image_size, np.int32), colour=f.colour,
@@ -59,16 +59,17 @@ def _save(target: Path, f: ImageFeatures, ms: float) -> None:
     os.replace(tmp, target)
 
 
-def _load(target: Path, name: str) -> tuple[ImageFeatures | None, float]:
+def _load(target: Path, name: str) -> tuple[ImageDescription | None, float]:
     with np.load(target, allow_pickle=False) as z:
         ms = float(z["ms"])
         if z["image_size"].size == 0:  # recorded failure
             return None, ms
-        feats = Features(z["keypoints"], z["descriptors"], tuple(int(v) for v in z["image_size"]))
-        return ImageFeatures(name, feats, z["colour"], float(z["scale"])), ms
+        feats = LocalFeatures(z["keypoints"], z["descriptors"],
+                              tuple(int(v) for v in z["image_size"]))
+        return ImageDescription(name, feats, z["colour"], float(z["scale"])), ms
 
 
-def _work(extractor: Extractor, jobs: list[tuple[str, str]]) -> int:
+def _work(extractor: ImageDescriber, jobs: list[tuple[str, str]]) -> int:
     import time
 
     import cv2
@@ -86,7 +87,8 @@ def _work(extractor: Extractor, jobs: list[tuple[str, str]]) -> int:
 
 
 def cached_features(paths: Sequence[str], config: Config, *, n_jobs: int = -1,
-                    progress: bool | None = None) -> tuple[list[ImageFeatures | None], np.ndarray]:
+                    progress: bool | None = None
+                    ) -> tuple[list[ImageDescription | None], np.ndarray]:
     """Features of image files, extracted once per settings and cached.
 
     Parameters
@@ -101,7 +103,7 @@ def cached_features(paths: Sequence[str], config: Config, *, n_jobs: int = -1,
     Returns
     -------
     features : list
-        Per path, its :class:`ImageFeatures`, or None when the image could not be read.
+        Per path, its :class:`ImageDescription`, or None when the image could not be read.
     ms : np.ndarray
         ``(len(paths),) float64`` extraction milliseconds per image (as measured when cached).
     """

@@ -28,7 +28,7 @@ import pytest
 
 import vbow
 from vbow.describe.colour import ColourHistogram
-from vbow.describe.extraction import Extractor, ImageFeatures
+from vbow.describe.extraction import ImageDescriber, ImageDescription
 from vbow.describe.features import FeatureExtractor
 from vbow.describe.image_array import ImageArray
 from vbow.errors import ImageDecodeError, ImageError, ImageTooLargeError, ImageTypeError
@@ -474,8 +474,9 @@ def fresh_corpus(tmp_path) -> dict[str, tuple[Any, type[ImageError]]]:
     return make_corpus(tmp_path / "bad")
 
 
-def _extractor() -> Extractor:
-    return Extractor(FeatureExtractor("sift", 500), ColourHistogram(), max_side=640, min_side=400)
+def _extractor() -> ImageDescriber:
+    return ImageDescriber(FeatureExtractor("sift", 500), ColourHistogram(), max_side=640,
+                          min_side=400)
 
 
 def _expected_label(source: Any, name: str) -> str:
@@ -630,7 +631,7 @@ def test_blank_images_have_no_features_and_good_ones_do(good_items):
         if PILImage is not None and isinstance(source, PILImage.Image) and getattr(source, "filename", ""):
             source = PILImage.open(source.filename)
         described = extractor(source, key)
-        assert isinstance(described, ImageFeatures)
+        assert isinstance(described, ImageDescription)
         assert described.has_features == (not key.startswith("blank-")), key
 
 

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from vbow.describe.colour import ColourHistogram
-from vbow.describe.extraction import Extractor, ImageFeatures, extract_many
+from vbow.describe.extraction import ImageDescriber, ImageDescription, extract_many
 from vbow.describe.features import FeatureExtractor
 from vbow.results import ImageFailure
 from vbow.synthetic import make_product_image
 
-EXTRACTOR = Extractor(FeatureExtractor("sift", 300), ColourHistogram(), 256)
+EXTRACTOR = ImageDescriber(FeatureExtractor("sift", 300), ColourHistogram(), 256)
 
 
 def product(seed: int, size: int = 320) -> np.ndarray:
@@ -47,7 +47,7 @@ def test_extract_many_keeps_order_and_reports_failures(tmp_path, n_jobs):
     assert isinstance(out[3], ImageFailure) and out[3].source == str(missing)
     assert str(missing) in out[3].error and out[3].error_type == "ImageError"
     assert isinstance(out[-1], ImageFailure) and out[-1].error_type == "ImageDecodeError"
-    good_out = [r for r in out if isinstance(r, ImageFeatures)]
+    good_out = [r for r in out if isinstance(r, ImageDescription)]
     assert len(good_out) == 10
     for img, res in zip(good, good_out):
         np.testing.assert_array_equal(res.features.descriptors, EXTRACTOR(img).features.descriptors)
@@ -58,7 +58,7 @@ def test_concurrent_threads_give_the_serial_features():
 
     images = [product(s, 240) for s in range(6)]
     serial = [EXTRACTOR(img) for img in images]
-    out: dict[tuple[int, int], ImageFeatures] = {}
+    out: dict[tuple[int, int], ImageDescription] = {}
 
     def work(t: int) -> None:
         for i in range(len(images)):
@@ -88,7 +88,7 @@ def test_extractor_survives_pickling():
 def test_pixel_and_file_limits_apply_to_files_not_arrays(tmp_path):
     from vbow.errors import ImageTooLargeError
 
-    limited = Extractor(FeatureExtractor("sift", 300), ColourHistogram(), 256, max_pixels=1000,
+    limited = ImageDescriber(FeatureExtractor("sift", 300), ColourHistogram(), 256, max_pixels=1000,
                         max_file_bytes=10**6)
     img = np.ascontiguousarray(product(4, 64)[:40, :40])  # 1600 pixels
     path = tmp_path / "p.png"
@@ -96,7 +96,8 @@ def test_pixel_and_file_limits_apply_to_files_not_arrays(tmp_path):
     with pytest.raises(ImageTooLargeError, match="1600 pixels, over the limit of 1000"):
         limited(path)
     assert limited(img).features.image_size == (40, 40)
-    tiny_files = Extractor(FeatureExtractor("sift", 300), ColourHistogram(), 256, max_file_bytes=100)
+    tiny_files = ImageDescriber(FeatureExtractor("sift", 300), ColourHistogram(), 256,
+                                max_file_bytes=100)
     with pytest.raises(ImageTooLargeError, match="over the limit of 100"):
         tiny_files(path)
 
@@ -111,10 +112,10 @@ class _Exploding(FeatureExtractor):
 
 
 def test_an_unexpected_error_fails_its_item_only():
-    ex = Extractor(_Exploding("sift", 300), ColourHistogram(), 256)
+    ex = ImageDescriber(_Exploding("sift", 300), ColourHistogram(), 256)
     sources = [product(5, 120), np.zeros((50, 77, 3), np.uint8), product(6, 120)]
     out = list(extract_many(ex, sources, n_jobs=1, names=["a", "b", "c"]))
-    assert [type(r) for r in out] == [ImageFeatures, ImageFailure, ImageFeatures]
+    assert [type(r) for r in out] == [ImageDescription, ImageFailure, ImageDescription]
     assert out[1].source == "b" and out[1].error_type == "RuntimeError" and "boom" in out[1].error
 
 

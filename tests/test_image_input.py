@@ -392,10 +392,11 @@ needs_pil = pytest.mark.skipif(PILImage is None, reason="Pillow is not installed
 
 def _extractor():
     from vbow.describe.colour import ColourHistogram
-    from vbow.describe.extraction import Extractor
+    from vbow.describe.extraction import ImageDescriber
     from vbow.describe.features import FeatureExtractor
 
-    return Extractor(FeatureExtractor("sift", 500), ColourHistogram(), max_side=640, min_side=400)
+    return ImageDescriber(FeatureExtractor("sift", 500), ColourHistogram(), max_side=640,
+                          min_side=400)
 
 
 def _assert_same_features(a, b) -> None:
@@ -422,7 +423,7 @@ def product_files(tmp_path_factory):
 
 @pytest.mark.parametrize("kind", ["png", "jpeg", "big-jpeg"])
 def test_file_objects_give_the_features_of_the_file(product_files, kind):
-    from vbow.describe.extraction import Extractor  # noqa: F401
+    from vbow.describe.extraction import ImageDescriber  # noqa: F401
 
     _, paths = product_files
     ex = _extractor()

@@ -24,8 +24,8 @@ _EXPORTS = {
     "ImageIndex": "vbow.index",
     "Config": "vbow.config", "PRESETS": "vbow.config", "get_config": "vbow.config",
     "read_image": "vbow.describe.image_input", "ImageArray": "vbow.describe.image_array",
-    "FeatureExtractor": "vbow.describe.features", "Features": "vbow.describe.features",
-    "ImageFeatures": "vbow.describe.extraction",
+    "FeatureExtractor": "vbow.describe.features", "LocalFeatures": "vbow.describe.features",
+    "ImageDescription": "vbow.describe.extraction",
     "KMeansVocabulary": "vbow.vocab.vocabulary", "HammingVocabulary": "vbow.vocab.vocabulary",
     "Match": "vbow.results", "SearchResult": "vbow.results", "AddReport": "vbow.results",
     "ImageFailure": "vbow.results",
@@ -54,8 +54,8 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from vbow.config import PRESETS, Config, get_config
-    from vbow.describe.extraction import ImageFeatures
-    from vbow.describe.features import FeatureExtractor, Features
+    from vbow.describe.extraction import ImageDescription
+    from vbow.describe.features import FeatureExtractor, LocalFeatures
     from vbow.describe.image_array import ImageArray
     from vbow.describe.image_input import read_image
     from vbow.errors import (BundleError, BundleFormatError, BundleVersionError, DatasetError,

@@ -1,6 +1,6 @@
 """The facade: :class:`ImageIndex` holds the user's verbs and composes the parts that do the work.
 
-- describing images: :class:`vbow.describe.extraction.Extractor`;
+- describing images: :class:`vbow.describe.extraction.ImageDescriber`;
 - training: :mod:`vbow.vocab.training`;
 - the catalog (keys, metadata, per-image arrays, filters): :class:`vbow.search.catalog.Catalog`;
 - postings: :class:`vbow.search.inverted_index.InvertedIndex`; per-image words and geometry:
@@ -30,8 +30,8 @@ import numpy as np
 
 from vbow.concurrency import ReadWriteLock
 from vbow.config import Config, get_config
-from vbow.describe.extraction import Extractor, ImageFeatures, extract_many
-from vbow.describe.features import FeatureExtractor, Features
+from vbow.describe.extraction import ImageDescriber, ImageDescription, extract_many
+from vbow.describe.features import FeatureExtractor, LocalFeatures
 from vbow.describe.image_input import ImageInput
 from vbow.errors import ImageError, InvalidInputError, NotFittedError, UnknownOptionError
 from vbow.persist.schema import IndexParts, read_index, write_index
@@ -114,7 +114,7 @@ class _Staged:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def stage(self, feats: ImageFeatures, words: np.ndarray, key: str, meta: str,
+    def stage(self, feats: ImageDescription, words: np.ndarray, key: str, meta: str,
               signatures: np.ndarray | None = None) -> None:
         if signatures is not None:
             self.signatures.append(signatures)
@@ -127,7 +127,7 @@ class _Staged:
         self.meta.append(meta)
 
 
-def _without_descriptors(feats: ImageFeatures) -> ImageFeatures:
+def _without_descriptors(feats: ImageDescription) -> ImageDescription:
     """The same image with its descriptors dropped (what indexing needs once words are known)."""
     f = feats.features
     empty = np.zeros((0,) + f.descriptors.shape[1:], f.descriptors.dtype)
@@ -157,7 +157,7 @@ class ImageIndex:
     def __init__(self, preset: str | Config = "sift", **overrides: Any) -> None:
         self.config = get_config(preset, **overrides)
         self.vocabulary: Vocabulary | None = None
-        self._extractor = Extractor(
+        self._extractor = ImageDescriber(
             FeatureExtractor(self.config.method, self.config.max_keypoints,
                              contrast_threshold=self.config.contrast_threshold,
                              fast_threshold=self.config.fast_threshold),
@@ -207,7 +207,7 @@ class ImageIndex:
             return self._catalog.metadata(self._key_map()[key])
 
     @property
-    def extractor(self) -> Extractor:
+    def extractor(self) -> ImageDescriber:
         """The per-image feature and colour extractor this index uses."""
         return self._extractor
 
@@ -231,16 +231,16 @@ class ImageIndex:
         return self._catalog.key_map(alive)
 
     # -------------------------------------------------------------------------------- training
-    def describe(self, image: ImageInput, name: str | None = None) -> ImageFeatures:
+    def describe(self, image: ImageInput, name: str | None = None) -> ImageDescription:
         """Load and describe one image with this index's settings (raises ImageError)."""
         return self._extractor(image, name)
 
     def describe_many(self, images: Sequence[ImageInput], names: Sequence[str] | None = None, *,
                       progress: bool | None = None, description: str = "features"
-                      ) -> Iterator[ImageFeatures | ImageFailure]:
+                      ) -> Iterator[ImageDescription | ImageFailure]:
         """Describe many images in parallel (``config.n_jobs`` processes), in input order.
 
-        Yields an :class:`ImageFeatures` per readable input and an :class:`ImageFailure` per
+        Yields an :class:`ImageDescription` per readable input and an :class:`ImageFailure` per
         unreadable one, so a batch carries on past bad files.
         """
         return extract_many(self._extractor, _as_list(images), n_jobs=self.config.n_jobs,
@@ -274,11 +274,11 @@ class ImageIndex:
         feats = [r.features for r in self.describe_many([images[i] for i in chosen.tolist()],
                                                         progress=progress,
                                                         description="training features")
-                 if isinstance(r, ImageFeatures)]
+                 if isinstance(r, ImageDescription)]
         self._set_vocabulary(train_vocabulary(self.config, feats, progress=progress)[0])
         return self
 
-    def fit_features(self, features: Sequence[ImageFeatures], *,
+    def fit_features(self, features: Sequence[ImageDescription], *,
                      progress: bool | None = None) -> "ImageIndex":
         """Train the vocabulary and IDF on already described catalog-side images.
 
@@ -291,8 +291,8 @@ class ImageIndex:
             ``self``; any previously indexed images are dropped.
         """
         features = list(features)
-        if any(not isinstance(f, ImageFeatures) for f in features):
-            raise InvalidInputError("fit_features takes ImageFeatures (see ImageIndex.describe)")
+        if any(not isinstance(f, ImageDescription) for f in features):
+            raise InvalidInputError("fit_features takes ImageDescription (see ImageIndex.describe)")
         chosen = training_subset(len(features), self.config)
         self._set_vocabulary(train_vocabulary(self.config, [features[i].features
                                                             for i in chosen.tolist()],
@@ -342,7 +342,7 @@ class ImageIndex:
         training = dict(zip(chosen, self.describe_many([images[i] for i in chosen],
                                                        [names[i] for i in chosen], progress=progress,
                                                        description="training features")))
-        good = [i for i in chosen if isinstance(training[i], ImageFeatures)]
+        good = [i for i in chosen if isinstance(training[i], ImageDescription)]
         if not good:
             raise InvalidInputError("no catalog image could be read; see the failures: " +
                                     "; ".join(training[i].error for i in chosen[:5]))
@@ -360,7 +360,7 @@ class ImageIndex:
         failed: list[ImageFailure] = []
         added: list[str] = []
         featureless: list[str] = []
-        pending: list[tuple[int, ImageFeatures]] = []
+        pending: list[tuple[int, ImageDescription]] = []
 
         def flush() -> None:
             staged = _Staged()
@@ -469,7 +469,7 @@ class ImageIndex:
         failed = tuple(r for r in results if isinstance(r, ImageFailure))
         if failed and on_error == "raise":
             raise ImageError(failed[0].error)
-        good = [i for i, r in enumerate(results) if isinstance(r, ImageFeatures)]
+        good = [i for i, r in enumerate(results) if isinstance(r, ImageDescription)]
         self._append_described(vocabulary, [results[i] for i in good], [keys_list[i] for i in good],
                                [meta_json[i] for i in good])
         featureless = tuple(keys_list[i] for i in good if not len(results[i].features))
@@ -477,26 +477,26 @@ class ImageIndex:
         return AddReport(tuple(keys_list[i] for i in good), failed, time.perf_counter() - t0,
                          featureless)
 
-    def add_features(self, features: Sequence[ImageFeatures] | ImageFeatures,
+    def add_features(self, features: Sequence[ImageDescription] | ImageDescription,
                      keys: Sequence[str] | str,
                      metadata: Sequence[Mapping[str, Any] | None] | Mapping[str, Any] | None = None) -> None:
         """Index images already described with :meth:`describe` / :meth:`describe_many`."""
         vocabulary = self._require_fitted()
-        features = [features] if isinstance(features, ImageFeatures) else list(features)
-        if any(not isinstance(f, ImageFeatures) for f in features):
-            raise InvalidInputError("add_features takes ImageFeatures (see ImageIndex.describe)")
+        features = [features] if isinstance(features, ImageDescription) else list(features)
+        if any(not isinstance(f, ImageDescription) for f in features):
+            raise InvalidInputError("add_features takes ImageDescription (see ImageIndex.describe)")
         keys_list, meta_json = self._check_batch(features, keys, metadata)
         self._append_described(vocabulary, features, keys_list, meta_json)
 
-    def _append_described(self, vocabulary: Vocabulary, feats: list[ImageFeatures], keys: list[str],
-                          meta_json: list[str]) -> None:
+    def _append_described(self, vocabulary: Vocabulary, feats: list[ImageDescription],
+                          keys: list[str], meta_json: list[str]) -> None:
         staged = _Staged()
         for f, w, k, m in zip(feats, quantise_images(vocabulary, [f.features for f in feats]),
                               keys, meta_json):
             staged.stage(f, w, k, m, self._signatures(vocabulary, f.features, w))
         self._commit(vocabulary, staged)
 
-    def _signatures(self, vocabulary: Vocabulary, features: Features,
+    def _signatures(self, vocabulary: Vocabulary, features: LocalFeatures,
                     words: np.ndarray) -> np.ndarray | None:
         """``(n,) uint64`` Hamming-embedding signatures of an image's features for their words,
         or None when ``config.hamming_embedding`` is off."""
@@ -750,13 +750,13 @@ class ImageIndex:
         timings["total"] = elapsed
         return SearchResult(result.query, result.matches, timings, result.warnings)
 
-    def search_features(self, query: ImageFeatures, top_k: int = 10, *, where: Where = None,
+    def search_features(self, query: ImageDescription, top_k: int = 10, *, where: Where = None,
                         rerank: bool | None = None, shortlist: int | None = None) -> SearchResult:
         """Search with an already described query (see :meth:`describe`); arguments as
         :meth:`search`."""
-        if not isinstance(query, ImageFeatures):
-            raise InvalidInputError("search_features takes ImageFeatures (see ImageIndex.describe); "
-                                    f"got {type(query).__name__}")
+        if not isinstance(query, ImageDescription):
+            raise InvalidInputError("search_features takes an ImageDescription (see "
+                                    f"ImageIndex.describe); got {type(query).__name__}")
         with self.reading() as plan:
             return plan.run(query, top_k, where=where, rerank=rerank, shortlist=shortlist)
 

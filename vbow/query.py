@@ -1,6 +1,6 @@
 """The query plan: quantise → score → filter → fuse → shortlist → verify → expand → results.
 
-A :class:`QueryPlan` runs one described query (:class:`vbow.describe.extraction.ImageFeatures`)
+A :class:`QueryPlan` runs one described query (:class:`vbow.describe.extraction.ImageDescription`)
 against a :class:`SearchState`, the read-only view of an index that
 :class:`vbow.ImageIndex` hands it while holding its read lock. Each step is a public method, so
 tools that split the work (e.g. a sharded search) can run the same steps.
@@ -17,8 +17,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from vbow.config import Config
-from vbow.describe.extraction import ImageFeatures
-from vbow.describe.features import Features
+from vbow.describe.extraction import ImageDescription
+from vbow.describe.features import LocalFeatures
 from vbow.errors import InvalidInputError
 from vbow.results import Match, SearchResult
 from vbow.search.catalog import Catalog, Where
@@ -146,7 +146,7 @@ class QueryPlan:
         self.config = state.config
 
     # ------------------------------------------------------------------------------ steps
-    def quantise(self, features: Features) -> QueryBag:
+    def quantise(self, features: LocalFeatures) -> QueryBag:
         """Assign the query's descriptors to words (multiple assignment) and weight the bag."""
         cfg = self.config
         k = cfg.query_assignments
@@ -226,7 +226,8 @@ class QueryPlan:
             return top
         return interleaved_shortlist(top, fusion.best(n, by_words=True), n)
 
-    def verify(self, features: Features, matcher: QueryWords, docs: np.ndarray) -> dict[int, Verification]:
+    def verify(self, features: LocalFeatures, matcher: QueryWords,
+               docs: np.ndarray) -> dict[int, Verification]:
         """Geometric verification of the catalog images ``docs`` (``(m,) int``) against the query.
 
         Returns
@@ -279,7 +280,7 @@ class QueryPlan:
         top = fusion.best(depth)
         return top, fusion.at(top), fusion
 
-    def matches(self, query: ImageFeatures, top: np.ndarray, final: np.ndarray,
+    def matches(self, query: ImageDescription, top: np.ndarray, final: np.ndarray,
                 fusion: FusedScores, verifications: Mapping[int, Verification]) -> tuple[Match, ...]:
         """The :class:`Match` objects for ranked ids ``top`` with scores ``final``, transforms
         and inlier points mapped to original pixels."""
@@ -308,7 +309,7 @@ class QueryPlan:
         return tuple(out)
 
     # ------------------------------------------------------------------------------ the plan
-    def run(self, query: ImageFeatures, top_k: int = 10, *, where: Where = None,
+    def run(self, query: ImageDescription, top_k: int = 10, *, where: Where = None,
             rerank: bool | None = None, shortlist: int | None = None) -> SearchResult:
         """Search with one described query (arguments as :meth:`vbow.ImageIndex.search`)."""
         cfg = self.config

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from vbow.describe.extraction import ImageFeatures
+from vbow.describe.extraction import ImageDescription
 from vbow.errors import InvalidInputError
 from vbow.index import ImageIndex
 from vbow.results import SearchResult
@@ -50,7 +50,7 @@ class Classification:
                 "reason": self.reason}
 
 
-def classify_features(index: ImageIndex, query: ImageFeatures, *, field: str = "category",
+def classify_features(index: ImageIndex, query: ImageDescription, *, field: str = "category",
                       top_k: int = 10, min_confidence: float = 0.5,
                       model: DecisionModel | None = None,
                       **search_options: Any) -> Classification:
@@ -65,7 +65,7 @@ def classify_features(index: ImageIndex, query: ImageFeatures, *, field: str = "
     return vote(index, res, query, field=field, min_confidence=min_confidence, model=model)
 
 
-def vote(index: ImageIndex, res: SearchResult, query: ImageFeatures, *, field: str = "category",
+def vote(index: ImageIndex, res: SearchResult, query: ImageDescription, *, field: str = "category",
          min_confidence: float = 0.5, model: DecisionModel | None = None) -> Classification:
     """The classification of an existing search result ``res`` of ``query`` (no new search)."""
     model = DecisionModel.default() if model is None else model

@@ -32,7 +32,7 @@ from typing import Any, Callable, Final, Mapping, Sequence
 
 import numpy as np
 
-from vbow.describe.extraction import ImageFeatures
+from vbow.describe.extraction import ImageDescription
 from vbow.describe.image_input import read_image
 from vbow.errors import InvalidInputError
 from vbow.index import ImageIndex
@@ -328,7 +328,7 @@ _DEFAULT: Final[dict[str, Any]] = {
 }
 
 
-def _photo_size(query: ImageFeatures) -> tuple[float, float]:
+def _photo_size(query: ImageDescription) -> tuple[float, float]:
     w, h = query.features.image_size
     return float(w) * float(query.scale), float(h) * float(query.scale)
 
@@ -374,7 +374,7 @@ def search_decided(index: ImageIndex, image: Any, top_k: int = 10, *,
     ``search_options`` are passed to :meth:`ImageIndex.search_features` (``where``,
     ``shortlist``, ...). Re-ranking is always on: the decision needs verified candidates.
     """
-    query = image if isinstance(image, ImageFeatures) else index.describe(image)
+    query = image if isinstance(image, ImageDescription) else index.describe(image)
     result = index.search_features(query, top_k, rerank=True, **search_options)
     decision = decide(result, n_query_features=len(query.features),
                       photo_size=_photo_size(query),

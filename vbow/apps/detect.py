@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from vbow.describe.extraction import ImageFeatures
-from vbow.describe.features import Features
+from vbow.describe.extraction import ImageDescription
+from vbow.describe.features import LocalFeatures
 from vbow.errors import InvalidInputError
 from vbow.index import ImageIndex
 from vbow.apps.catalog_view import catalog_size
@@ -75,13 +75,13 @@ class Detection:
                 "transform": self.transform.tolist(), "metadata": dict(self.metadata)}
 
 
-def _subset(query: ImageFeatures, keep: np.ndarray) -> ImageFeatures:
+def _subset(query: ImageDescription, keep: np.ndarray) -> ImageDescription:
     f = query.features
-    return dataclasses.replace(query, features=Features(f.keypoints[keep], f.descriptors[keep],
+    return dataclasses.replace(query, features=LocalFeatures(f.keypoints[keep], f.descriptors[keep],
                                                         f.image_size))
 
 
-def detect_features(index: ImageIndex, query: ImageFeatures, *, max_objects: int = 10,
+def detect_features(index: ImageIndex, query: ImageDescription, *, max_objects: int = 10,
                     top_k: int = 5, model: DecisionModel | None = None,
                     min_features: int = 12, min_area: float = 0.005,
                     **search_options: Any) -> list[Detection]:

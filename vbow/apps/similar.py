@@ -23,7 +23,7 @@ def more_like_this(index: ImageIndex, image: Any, top_k: int = 10, *, exclude: s
     Parameters
     ----------
     index : ImageIndex
-    image : image input or ImageFeatures
+    image : image input or ImageDescription
         The item (typically its catalog image).
     top_k : int, default 10
         Items returned.
@@ -38,9 +38,9 @@ def more_like_this(index: ImageIndex, image: Any, top_k: int = 10, *, exclude: s
     list of Match
         Best first, ranked by the fused word and colour score.
     """
-    from vbow.describe.extraction import ImageFeatures
+    from vbow.describe.extraction import ImageDescription
 
-    query = image if isinstance(image, ImageFeatures) else index.describe(image)
+    query = image if isinstance(image, ImageDescription) else index.describe(image)
     extra = 1 + (0 if exclude is None else 1)
     ranked = index.search_features(query, top_k + extra + 10, rerank=False, **search_options)
     same: set[str] = set()

@@ -22,7 +22,7 @@ import numpy as np
 
 from vbow.describe.colour import ColourHistogram
 from vbow.errors import ImageError, ImageTooLargeError, InvalidInputError
-from vbow.describe.features import FeatureExtractor, Features
+from vbow.describe.features import FeatureExtractor, LocalFeatures
 from vbow.describe.image_input import (DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, ImageInput,
                                        load_image, source_name)
 from vbow.describe.image_sources import (is_binary_stream, is_pil_image, pil_source,
@@ -30,20 +30,23 @@ from vbow.describe.image_sources import (is_binary_stream, is_pil_image, pil_sou
 from vbow.progress import Progress
 from vbow.results import ImageFailure
 
-__all__ = ["ImageFeatures", "Extractor", "extract_many", "upscale_min_side"]
+__all__ = ["ImageDescription", "ImageDescriber", "extract_many", "upscale_min_side"]
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ImageFeatures:
-    """Everything vbow computes from one image.
+class ImageDescription:
+    """Everything vbow computes from one image: what :class:`ImageDescriber` returns.
+
+    Its ``features`` (:class:`~vbow.describe.features.LocalFeatures`, keypoints and
+    descriptors) feed the vocabulary and verification; ``colour`` feeds fusion.
 
     Attributes
     ----------
     name : str
         The input's name (path or description).
-    features : Features
+    features : LocalFeatures
         Local features in processed-image pixels.
     colour : np.ndarray
         ``(n_bins,) float32`` sqrt colour histogram.
@@ -52,7 +55,7 @@ class ImageFeatures:
     """
 
     name: str
-    features: Features
+    features: LocalFeatures
     colour: np.ndarray
     scale: float
 
@@ -67,8 +70,11 @@ class ImageFeatures:
 
 
 @dataclass(frozen=True)
-class Extractor:
-    """Picklable bundle of the per-image settings.
+class ImageDescriber:
+    """Load an image and describe it: local features (a ``FeatureExtractor``) and colour.
+
+    A picklable bundle of the per-image settings, sent to the worker processes of
+    :func:`extract_many`.
 
     ``max_pixels`` and ``max_file_bytes`` are the input limits of :func:`load_image` (see
     ``Config.max_pixels`` / ``Config.max_file_bytes``).
@@ -81,7 +87,7 @@ class Extractor:
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
 
-    def __call__(self, source: ImageInput, name: str | None = None) -> ImageFeatures:
+    def __call__(self, source: ImageInput, name: str | None = None) -> ImageDescription:
         """Load and describe one image; raises :class:`vbow.errors.ImageError` for bad input.
 
         Images whose longer side is above ``max_side`` are downscaled to it; images whose longer
@@ -104,7 +110,7 @@ class Extractor:
                              label) from None
         except MemoryError:
             raise ImageTooLargeError("ran out of memory describing the image", label) from None
-        return ImageFeatures(label, features, colour, float(scale))
+        return ImageDescription(label, features, colour, float(scale))
 
     def prepare(self, source: ImageInput, name: str) -> ImageInput:
         """Read what cannot cross to a worker process: file objects to bytes, PIL images to arrays.
@@ -151,9 +157,9 @@ def upscale_min_side(image: np.ndarray, min_side: int) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_CUBIC)
 
 
-def _work_chunk(extractor: Extractor, sources: Sequence[ImageInput],
-                names: Sequence[str]) -> list[ImageFeatures | ImageFailure]:
-    out: list[ImageFeatures | ImageFailure] = []
+def _work_chunk(extractor: ImageDescriber, sources: Sequence[ImageInput],
+                names: Sequence[str]) -> list[ImageDescription | ImageFailure]:
+    out: list[ImageDescription | ImageFailure] = []
     for source, name in zip(sources, names):
         try:
             out.append(extractor(source, name))
@@ -172,15 +178,15 @@ def resolve_jobs(n_jobs: int) -> int:
     return cores if n_jobs < 0 else max(1, min(int(n_jobs), cores))
 
 
-def extract_many(extractor: Extractor, sources: Sequence[ImageInput], *, n_jobs: int = -1,
+def extract_many(extractor: ImageDescriber, sources: Sequence[ImageInput], *, n_jobs: int = -1,
                  names: Sequence[str] | None = None, progress: bool | None = None,
                  description: str = "features", chunk: int = 8
-                 ) -> Iterator[ImageFeatures | ImageFailure]:
+                 ) -> Iterator[ImageDescription | ImageFailure]:
     """Describe many images, in input order, in parallel when worthwhile.
 
     Parameters
     ----------
-    extractor : Extractor
+    extractor : ImageDescriber
         Per-image settings.
     sources : sequence of image inputs
         Paths, bytes, arrays, :class:`~vbow.describe.image_array.ImageArray`, ``PIL.Image`` or
@@ -194,7 +200,7 @@ def extract_many(extractor: Extractor, sources: Sequence[ImageInput], *, n_jobs:
 
     Yields
     ------
-    ImageFeatures or ImageFailure
+    ImageDescription or ImageFailure
         One per input, in order.
     """
     labels = [source_name(s, n) for s, n in zip(sources, names or [None] * len(sources))]

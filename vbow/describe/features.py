@@ -1,7 +1,9 @@
 """Local features: SIFT with RootSIFT (default) or ORB, with keypoint geometry kept.
 
-A :class:`Features` holds, for one image, the keypoint geometry used by geometric verification and
-the descriptors used by the vocabulary. Keypoints are capped at ``max_keypoints`` (strongest first).
+A :class:`LocalFeatures` holds, for one image, the keypoint geometry used by geometric verification
+and the descriptors used by the vocabulary. Keypoints are capped at ``max_keypoints`` (strongest
+first). :class:`vbow.describe.extraction.ImageDescription` wraps it with what else vbow keeps
+of an image (colour, scale).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 from vbow.errors import InvalidInputError, UnknownOptionError
 
-__all__ = ["Features", "FeatureExtractor", "root_sift", "DESCRIPTOR_SHAPES", "empty_features"]
+__all__ = ["LocalFeatures", "FeatureExtractor", "root_sift", "DESCRIPTOR_SHAPES", "empty_features"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ DESCRIPTOR_SHAPES: dict[str, tuple[int, np.dtype]] = {
 
 
 @dataclass(frozen=True)
-class Features:
+class LocalFeatures:
     """Local features of one image.
 
     Attributes
@@ -55,10 +57,10 @@ class Features:
         return int(self.keypoints.shape[0])
 
 
-def empty_features(method: str, image_size: tuple[int, int] = (0, 0)) -> Features:
+def empty_features(method: str, image_size: tuple[int, int] = (0, 0)) -> LocalFeatures:
     """Features with no keypoints: ``(0, 4)`` keypoints and ``(0, d)`` descriptors."""
     dim, dtype = DESCRIPTOR_SHAPES[method]
-    return Features(np.zeros((0, 4), np.float32), np.zeros((0, dim), dtype), image_size)
+    return LocalFeatures(np.zeros((0, 4), np.float32), np.zeros((0, dim), dtype), image_size)
 
 
 def root_sift(descriptors: np.ndarray) -> np.ndarray:
@@ -144,7 +146,7 @@ class FeatureExtractor:
         self.__dict__.update(state)
         self._local = threading.local()
 
-    def extract(self, image: np.ndarray) -> Features:
+    def extract(self, image: np.ndarray) -> LocalFeatures:
         """Compute features of one canonical image.
 
         Parameters
@@ -154,7 +156,7 @@ class FeatureExtractor:
 
         Returns
         -------
-        Features
+        LocalFeatures
             Possibly empty (an image with no texture has no keypoints, nor one with a side
             under :data:`MIN_SIDE` pixels; that is not an error).
         """
@@ -186,4 +188,4 @@ class FeatureExtractor:
             desc = root_sift(desc) if self.root_sift else np.asarray(desc, np.float32)
         else:
             desc = np.ascontiguousarray(desc, dtype=np.uint8)
-        return Features(geometry, desc, size)
+        return LocalFeatures(geometry, desc, size)

@@ -50,7 +50,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from vbow.describe.extraction import ImageFeatures
+from vbow.describe.extraction import ImageDescription
 from vbow.errors import InvalidInputError, VbowError
 from vbow.results import Match, SearchResult
 from vbow.search.fusion import FusedScores
@@ -451,7 +451,7 @@ class ShardedIndex:
         return int(sum(got.values()))
 
     # ------------------------------------------------------------------ search
-    def describe(self, image: Any, name: str | None = None) -> ImageFeatures:
+    def describe(self, image: Any, name: str | None = None) -> ImageDescription:
         """Describe a query image once, on the client, with the shards' settings."""
         return self._vocab_index.describe(image, name)
 
@@ -541,7 +541,7 @@ class ShardedIndex:
                   enumerate(zip(cand["shard"].tolist(), cand["local"].tolist()))}
         return np.array([lookup[o] for o in owners], np.int64)
 
-    def search_features(self, query: ImageFeatures, top_k: int = 10, *, where: Any = None,
+    def search_features(self, query: ImageDescription, top_k: int = 10, *, where: Any = None,
                         rerank: bool | None = None, shortlist: int | None = None,
                         timeout: float | None = None) -> ShardedSearchResult:
         """Search every shard with a query described by :meth:`describe`.

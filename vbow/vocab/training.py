@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from vbow.config import Config
-from vbow.describe.features import Features
+from vbow.describe.features import LocalFeatures
 from vbow.errors import InvalidInputError
 from vbow.vocab.vocabulary import Vocabulary, make_vocabulary
 
@@ -49,20 +49,20 @@ def training_subset(n_images: int, config: Config) -> np.ndarray:
     return np.sort(rng.choice(n_images, cap, replace=False)).astype(np.int64)
 
 
-def descriptors32(features: Features) -> np.ndarray:
+def descriptors32(features: LocalFeatures) -> np.ndarray:
     """An image's descriptors as the vocabulary takes them (float16 storage widened to float32)."""
     d = features.descriptors
     return d.astype(np.float32) if d.dtype == np.float16 else d
 
 
-def quantise_images(vocabulary: Vocabulary, features: Sequence[Features]) -> list[np.ndarray]:
+def quantise_images(vocabulary: Vocabulary, features: Sequence[LocalFeatures]) -> list[np.ndarray]:
     """Hard-assign every image's descriptors, in batches of up to 200,000 descriptors.
 
     Parameters
     ----------
     vocabulary : Vocabulary
         A fitted vocabulary.
-    features : sequence of Features
+    features : sequence of LocalFeatures
         Per-image local features.
 
     Returns
@@ -71,7 +71,7 @@ def quantise_images(vocabulary: Vocabulary, features: Sequence[Features]) -> lis
         One ``(n_i,) int32`` word array per image.
     """
     out: list[np.ndarray] = []
-    batch: list[Features] = []
+    batch: list[LocalFeatures] = []
     size = 0
 
     def flush() -> None:
@@ -94,7 +94,7 @@ def quantise_images(vocabulary: Vocabulary, features: Sequence[Features]) -> lis
     return out
 
 
-def train_vocabulary(config: Config, features: Sequence[Features], *,
+def train_vocabulary(config: Config, features: Sequence[LocalFeatures], *,
                      progress: bool | None = None) -> tuple[Vocabulary, list[np.ndarray]]:
     """Learn the word tree and its IDF from training images' features.
 
@@ -102,7 +102,7 @@ def train_vocabulary(config: Config, features: Sequence[Features], *,
     ----------
     config : Config
         ``method``, ``n_words``, ``probes``, ``max_training_descriptors``, ``random_state``.
-    features : sequence of Features
+    features : sequence of LocalFeatures
         The training images' features (already sampled, see :func:`training_subset`).
     progress : bool or None
         A bar over the vocabulary's coarse cells (None: see
