@@ -37,7 +37,7 @@ from vbow.search.inverted_index import InvertedIndex  # noqa: E402
 from vbow.search.weighting import bag_of_words, tfidf  # noqa: E402
 from vbow.vocab.embedding import HammingEmbedding  # noqa: E402
 from vbow.vocab.training import descriptors32  # noqa: E402
-from vbow.vocab.vocabulary import make_vocabulary  # noqa: E402
+from vbow.vocab.training import make_vocabulary  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 COMMAND = "nice -n 10 python3 benchmarks/first_stage_dev.py --protocol smvs_dvd+distractors"

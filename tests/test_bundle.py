@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vbow.persist import bundle as bundle_module
+from vbow.persist import checksum as checksum_module
 from vbow.persist.bundle import (MANIFEST, MANIFEST_CHECKSUM, load_bundle, manifest_checksum,
                                   save_bundle)
 from vbow.errors import BundleError, BundleFormatError, BundleVersionError, VbowError
@@ -671,14 +672,14 @@ def test_postings_order_check_agrees_with_a_loop(per_word, chunk_exp, n_docs):
 
 @given(st.binary(max_size=300), st.binary(max_size=300))
 def test_crc32_combine_agrees_with_zlib(a, b):
-    assert bundle_module.crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
+    assert checksum_module.crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
 
 
 @pytest.mark.parametrize("piece", [7, 64, 4096])
 def test_files_checksummed_in_pieces_on_threads_match_zlib(tmp_path, monkeypatch, piece):
     """The piecewise CRC of a file (pieces on a thread pool, combined) is zlib's CRC-32, on
     save (recorded) and on load (checked), and still catches a flipped byte."""
-    monkeypatch.setattr(bundle_module, "CRC_PIECE_BYTES", piece)
+    monkeypatch.setattr(checksum_module, "CRC_PIECE_BYTES", piece)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     path = save(tmp_path / "b")
     for spec in manifest_of(path)["arrays"].values():

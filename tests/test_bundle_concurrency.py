@@ -115,14 +115,26 @@ def test_readers_keep_working_while_a_writer_saves(two_indexes, tmp_path):
 
 # ---------------------------------------------------------------------------------- kills
 def _saving_child(indexes, path: Path) -> None:
-    """In a forked child: save alternately forever (until killed). Never returns."""
+    """In a forked child: save alternately forever (until killed), B first. Never returns."""
     try:
-        i = 0
+        i = 1
         while True:
             indexes[i % 2].save(path)
             i += 1
     finally:
         os._exit(1)
+
+
+def _manifest_stamp(path: Path) -> tuple[int, int]:
+    st = os.stat(path / MANIFEST)
+    return st.st_ino, st.st_mtime_ns
+
+
+def _wait_for_commit(path: Path, before: tuple[int, int], timeout_s: float = 60.0) -> None:
+    """Until the manifest is replaced (a save committed); a save replaces it by rename."""
+    deadline = time.monotonic() + timeout_s
+    while _manifest_stamp(path) == before and time.monotonic() < deadline:
+        time.sleep(0.002)
 
 
 def bundle_files(path: Path) -> set[str]:
@@ -140,9 +152,12 @@ def test_kills_mid_save_leave_the_old_or_the_new_index(two_indexes, tmp_path):
     rng = random.Random(1)
     seen = set()
     for k in range(N_KILLS):
+        before = _manifest_stamp(path)
         pid = os.fork()
         if pid == 0:   # the child only writes files (numpy): no OpenCV after the fork
             _saving_child((a, b), path)
+        if k % 2:   # let at least one save commit first, however slow the machine is today
+            _wait_for_commit(path, before)
         time.sleep(rng.uniform(0, 2.5 * save_s))
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)

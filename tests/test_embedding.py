@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from vbow.errors import InvalidInputError, NotFittedError
 from vbow.search.embedding import (N_BITS, aggregate_query, kernel_weights, pack_signs,
                                    selective_kernel)
-from vbow.search.inverted_index import TF_CAP, InvertedIndex
+from vbow.search.inverted_index import InvertedIndex
+from vbow.search.postings import TF_CAP
 from vbow.search.weighting import tfidf
 from vbow.vocab.embedding import HammingEmbedding
 

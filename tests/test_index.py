@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from conftest import N_PRODUCTS, SIFT_SETTINGS, corner_errors, project
 
 import vbow
-from vbow.search.inverted_index import TF_CAP
+from vbow.search.postings import TF_CAP
 from vbow.errors import ImageError, InvalidInputError, NotFittedError, UnknownOptionError
 from vbow.results import ImageFailure
 from vbow.search.weighting import bag_of_words

@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vbow.errors import InvalidInputError, UnknownOptionError
-from vbow.search.inverted_index import TF_CAP, InvertedIndex, pack_postings, unpack_postings
+from vbow.search.inverted_index import InvertedIndex
+from vbow.search.postings import TF_CAP, pack_postings, unpack_postings
 from vbow.search.weighting import BURSTINESS, tfidf
 
 REF_BURST = {"sqrt": np.sqrt, "log": np.log1p, "none": lambda t: t}

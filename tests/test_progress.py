@@ -135,7 +135,7 @@ def test_close_twice_is_harmless(capsys):
 
 
 def test_vocabulary_training_reports_progress_over_its_cells(capsys):
-    from vbow.vocab.vocabulary import make_vocabulary
+    from vbow.vocab.training import make_vocabulary
 
     rng = np.random.default_rng(0)
     x = rng.random((3000, 128), dtype=np.float32)

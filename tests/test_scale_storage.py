@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from vbow.persist.bundle import LazyArray, load_bundle, save_bundle
 from vbow.errors import InvalidInputError
-from vbow.search.inverted_index import MAX_DOCS, TF_CAP, InvertedIndex, pack_postings, unpack_postings
+from vbow.search.inverted_index import InvertedIndex
+from vbow.search.postings import MAX_DOCS, TF_CAP, pack_postings, unpack_postings
 from vbow.verify.keypoint_store import KeypointStore
 from vbow.search.weighting import bag_of_words, tfidf
 

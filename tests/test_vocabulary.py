@@ -14,7 +14,10 @@ from hypothesis import strategies as st
 from scipy.spatial.distance import cdist
 
 from vbow.errors import InvalidInputError, NotFittedError
-from vbow.vocab.vocabulary import DescriptorSampler, HammingVocabulary, KMeansVocabulary, make_vocabulary
+from vbow.vocab.hamming_vocabulary import HammingVocabulary
+from vbow.vocab.kmeans_vocabulary import KMeansVocabulary
+from vbow.vocab.sampling import DescriptorSampler
+from vbow.vocab.training import make_vocabulary
 
 # --------------------------------------------------------------------------- test data
 

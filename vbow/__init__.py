@@ -26,7 +26,8 @@ _EXPORTS = {
     "read_image": "vbow.describe.image_input", "ImageArray": "vbow.describe.image_array",
     "FeatureExtractor": "vbow.describe.features", "LocalFeatures": "vbow.describe.features",
     "ImageDescription": "vbow.describe.extraction",
-    "KMeansVocabulary": "vbow.vocab.vocabulary", "HammingVocabulary": "vbow.vocab.vocabulary",
+    "KMeansVocabulary": "vbow.vocab.kmeans_vocabulary",
+    "HammingVocabulary": "vbow.vocab.hamming_vocabulary",
     "Match": "vbow.results", "SearchResult": "vbow.results", "AddReport": "vbow.results",
     "ImageFailure": "vbow.results",
     **{name: "vbow.errors" for name in (
@@ -63,4 +64,5 @@ if TYPE_CHECKING:  # pragma: no cover
                              InvalidInputError, NotFittedError, UnknownOptionError, VbowError)
     from vbow.index import ImageIndex
     from vbow.results import AddReport, ImageFailure, Match, SearchResult
-    from vbow.vocab.vocabulary import HammingVocabulary, KMeansVocabulary
+    from vbow.vocab.hamming_vocabulary import HammingVocabulary
+    from vbow.vocab.kmeans_vocabulary import KMeansVocabulary

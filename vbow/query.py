@@ -24,7 +24,8 @@ from vbow.results import Match, SearchResult
 from vbow.search.catalog import Catalog, Where
 from vbow.search.embedding import aggregate_query, selective_kernel
 from vbow.search.fusion import FusedScores, interleaved_shortlist, select_pool
-from vbow.search.inverted_index import TF_CAP, InvertedIndex
+from vbow.search.inverted_index import InvertedIndex
+from vbow.search.postings import TF_CAP
 from vbow.search.weighting import bag_of_words, tfidf
 from vbow.verify.keypoint_store import KeypointStore
 from vbow.verify.verification import QueryWords, Verification, verify_pair

@@ -54,7 +54,7 @@ from vbow.describe.extraction import ImageDescription
 from vbow.errors import InvalidInputError, VbowError
 from vbow.results import Match, SearchResult
 from vbow.search.fusion import FusedScores
-from vbow.search.inverted_index import TF_CAP
+from vbow.search.postings import TF_CAP
 from vbow.search.weighting import bag_of_words, tfidf
 from vbow.verify.verification import QueryWords
 

@@ -22,7 +22,7 @@ with ``O_NOFOLLOW | O_NONBLOCK`` relative to the bundle directory and must be a 
 ``.npy`` header is parsed and checked against the manifest (dtype, shape, byte size) before
 anything is allocated or mapped, and arrays are memory-mapped from that same open file. By
 default every file's CRC-32 and the manifest's own CRC-32 are checked (``verify_checksums``;
-files over :data:`CRC_PIECE_BYTES` in pieces on several threads).
+files over :data:`vbow.persist.checksum.CRC_PIECE_BYTES` in pieces on several threads).
 If an array file has vanished because the manifest was switched by a concurrent save, the load
 starts again once from the new manifest. Every failure is a :class:`vbow.errors.BundleError`
 subclass that names the offending file.
@@ -30,18 +30,14 @@ subclass that names the offending file.
 
 from __future__ import annotations
 
-import errno
 import fcntl
-import functools
 import json
 import logging
 import mmap as _mmap
 import os
 import re
 import secrets
-import stat
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -49,11 +45,12 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from vbow.errors import BundleError, BundleFormatError, BundleVersionError
+from vbow.persist.checksum import file_crc32
+from vbow.persist.file_access import create_exclusive, open_dir, open_regular, read_exactly
 from vbow.search.lazy_array import LazyArray
 
 __all__ = ["save_bundle", "load_bundle", "LazyArray", "MANIFEST", "MANIFEST_CHECKSUM",
-           "manifest_checksum", "array_file_name", "check_array_name", "MAX_MANIFEST_BYTES",
-           "crc32_combine", "CRC_PIECE_BYTES"]
+           "manifest_checksum", "array_file_name", "check_array_name", "MAX_MANIFEST_BYTES"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +69,6 @@ _RESERVED = ("format", "format_version", "generation", "arrays", MANIFEST_CHECKS
 _KINDS = "biufc"
 _MAX_NDIM = 32
 _MAX_DIM = 1 << 62
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
-_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
 # ------------------------------------------------------------------------------------- names
@@ -120,53 +113,6 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _open_dir(path: Path) -> int:
-    try:
-        return os.open(path, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError):
-        raise BundleFormatError("no bundle directory here", path) from None
-    except OSError as exc:
-        raise BundleFormatError(f"cannot open the bundle directory: {exc.strerror}", path) from None
-
-
-def _open_regular(dfd: int, name: str, where: Path) -> tuple[int, os.stat_result]:
-    """Open ``name`` in the directory ``dfd`` read-only, never following a symbolic link and
-    never blocking (a FIFO), and check it is a regular file. Raises FileNotFoundError as is."""
-    try:
-        fd = os.open(name, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC, dir_fd=dfd)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise BundleFormatError("is a symbolic link; a bundle's files must be regular files "
-                                    "inside it", where) from None
-        raise BundleFormatError(f"cannot open: {exc.strerror}", where) from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise BundleFormatError("is not a regular file", where)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, st
-
-
-def _read_exactly(fd: int, size: int, where: Path) -> bytes:
-    chunks, got = [], 0
-    while got < size:
-        try:
-            chunk = os.read(fd, min(size - got, 1 << 20))
-        except OSError as exc:
-            raise BundleFormatError(f"cannot read: {exc.strerror}", where) from None
-        if not chunk:
-            break
-        chunks.append(chunk)
-        got += len(chunk)
-    if got != size:
-        raise BundleFormatError(f"file shrank while reading: {got} of {size} bytes", where)
-    return b"".join(chunks)
-
-
 @dataclass(frozen=True)
 class _ManifestRead:
     manifest: dict[str, Any]
@@ -180,14 +126,14 @@ def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
 def _read_manifest(dfd: int, path: Path) -> _ManifestRead:
     manifest_path = path / MANIFEST
     try:
-        fd, st = _open_regular(dfd, MANIFEST, manifest_path)
+        fd, st = open_regular(dfd, MANIFEST, manifest_path)
     except FileNotFoundError:
         raise BundleFormatError("not a vbow bundle: manifest.json is missing", manifest_path) from None
     try:
         if st.st_size > MAX_MANIFEST_BYTES:
             raise BundleFormatError(f"manifest is {st.st_size} bytes; at most "
                                     f"{MAX_MANIFEST_BYTES} expected", manifest_path)
-        data = _read_exactly(fd, st.st_size, manifest_path)
+        data = read_exactly(fd, st.st_size, manifest_path)
     finally:
         os.close(fd)
     try:
@@ -209,86 +155,10 @@ def _manifest_identity(dfd: int) -> tuple[int, int, int, int] | None:
 
 
 # ------------------------------------------------------------------------------------ saving
-def _create(dfd: int, name: str, where: Path) -> int:
-    try:
-        return os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o644,
-                       dir_fd=dfd)
-    except FileExistsError:
-        raise BundleError("already exists (a file or link planted at this generation's name?); "
-                          "refusing to write through it", where) from None
-
-
-#: Files larger than this are checksummed in pieces of this size on several threads.
-CRC_PIECE_BYTES = 1 << 26
-_CRC_POLY = 0xEDB88320
-
-
-def _gf2_times(matrix: tuple[int, ...] | list[int], vector: int) -> int:
-    """Multiply a 32x32 GF(2) matrix (one int per column) by a 32-bit vector."""
-    out, i = 0, 0
-    while vector:
-        if vector & 1:
-            out ^= matrix[i]
-        vector >>= 1
-        i += 1
-    return out
-
-
-def _gf2_compose(a: tuple[int, ...] | list[int], b: tuple[int, ...] | list[int]) -> tuple[int, ...]:
-    """The matrix of applying ``b`` then ``a``."""
-    return tuple(_gf2_times(a, column) for column in b)
-
-
-@functools.lru_cache(maxsize=64)
-def _crc_zeros_operator(n_bytes: int) -> tuple[int, ...]:
-    """The GF(2) matrix that advances a CRC-32 register over ``n_bytes`` zero bytes."""
-    one_bit = (_CRC_POLY,) + tuple(1 << i for i in range(31))
-    step = one_bit
-    for _ in range(3):                      # 1 bit -> 2 -> 4 -> 8 bits: one byte
-        step = _gf2_compose(step, step)
-    result = tuple(1 << i for i in range(32))
-    while n_bytes:
-        if n_bytes & 1:
-            result = _gf2_compose(step, result)
-        n_bytes >>= 1
-        if n_bytes:
-            step = _gf2_compose(step, step)
-    return result
-
-
-def crc32_combine(crc_a: int, crc_b: int, length_b: int) -> int:
-    """CRC-32 of ``A + B`` from ``crc32(A)``, ``crc32(B)`` and ``len(B)`` (zlib's CRC-32)."""
-    if length_b <= 0:
-        return crc_a
-    return _gf2_times(_crc_zeros_operator(length_b), crc_a) ^ crc_b
-
-
-def _file_crc32(fd: int, size: int) -> int:
-    """CRC-32 of the first ``size`` bytes of an open file, memory-mapped; files larger than
-    :data:`CRC_PIECE_BYTES` are checksummed in pieces on several threads (zlib releases the GIL)
-    and the pieces' CRCs combined."""
-    if size == 0:
-        return zlib.crc32(b"")
-    with _mmap.mmap(fd, size, access=_mmap.ACCESS_READ) as mapped:
-        if size <= CRC_PIECE_BYTES or (os.cpu_count() or 1) < 2:
-            return zlib.crc32(mapped)
-        pieces = [(s, min(size, s + CRC_PIECE_BYTES)) for s in range(0, size, CRC_PIECE_BYTES)]
-        view = memoryview(mapped)
-        try:
-            with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 2, 8)) as pool:
-                crcs = list(pool.map(lambda piece: zlib.crc32(view[piece[0]:piece[1]]), pieces))
-        finally:
-            view.release()
-    crc = crcs[0]
-    for (start, end), piece_crc in zip(pieces[1:], crcs[1:]):
-        crc = crc32_combine(crc, piece_crc, end - start)
-    return crc
-
-
 def _write_array(dfd: int, name: str, where: Path, array: np.ndarray | LazyArray) -> dict[str, Any]:
     """Create ``name`` exclusively and write one array as ``.npy`` into it; returns its
     manifest entry (without the file name)."""
-    fd = _create(dfd, name, where)
+    fd = create_exclusive(dfd, name, where)
     try:
         with os.fdopen(fd, "w+b", closefd=False) as fh:
             if isinstance(array, LazyArray):
@@ -314,7 +184,7 @@ def _write_array(dfd: int, name: str, where: Path, array: np.ndarray | LazyArray
         os.fsync(fd)
         size = os.fstat(fd).st_size
         return {"dtype": dtype.str, "shape": [int(s) for s in array.shape], "bytes": size,
-                "crc32": _file_crc32(fd, size)}
+                "crc32": file_crc32(fd, size)}
     finally:
         os.close(fd)
 
@@ -435,7 +305,7 @@ def save_bundle(path: str | os.PathLike, format_name: str, format_version: int,
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BundleError(f"cannot create the bundle directory: {exc.strerror}", path) from exc
-    dfd = _open_dir(path)
+    dfd = open_dir(path)
     try:
         fcntl.flock(dfd, fcntl.LOCK_EX)   # one writer at a time; released when dfd closes
         return _save_locked(dfd, path, format_name, format_version, meta, prepared)
@@ -478,7 +348,7 @@ def _save_locked(dfd: int, path: Path, format_name: str, format_version: int,
         tmp_name = f".manifest.g{generation}.{secrets.token_hex(6)}.tmp"
         current = path / tmp_name
         written.append(tmp_name)
-        fd = _create(dfd, tmp_name, current)
+        fd = create_exclusive(dfd, tmp_name, current)
         try:
             view = memoryview(text)
             while view:
@@ -590,7 +460,7 @@ def _open_array(dfd: int, name: str, file_name: str, shape: tuple[int, ...], dty
                 identity: tuple[int, int, int, int]) -> np.ndarray:
     file_path = path / file_name
     try:
-        fd, st = _open_regular(dfd, file_name, file_path)
+        fd, st = open_regular(dfd, file_name, file_path)
     except FileNotFoundError:
         if _manifest_identity(dfd) != identity:
             raise _ManifestSwitched from None
@@ -612,7 +482,7 @@ def _open_array(dfd: int, name: str, file_name: str, shape: tuple[int, ...], dty
         if start + nbytes != size:   # checked before anything is allocated or mapped
             raise BundleFormatError(f"header claims {nbytes} data bytes after {start}, the file "
                                     f"has {size - start}", file_path)
-        if verify_checksums and _file_crc32(fd, size) != crc:
+        if verify_checksums and file_crc32(fd, size) != crc:
             raise BundleFormatError("checksum mismatch: the file is corrupt", file_path)
         if nbytes == 0:
             array = np.zeros(shape, dtype)
@@ -682,7 +552,7 @@ def load_bundle(path: str | os.PathLike, format_name: str, max_version: int, *,
 
 def _load_once(path: Path, format_name: str, min_version: int, max_version: int, *, mmap: bool,
                verify_checksums: bool) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    dfd = _open_dir(path)
+    dfd = open_dir(path)
     try:
         read = _read_manifest(dfd, path)
         manifest, manifest_path = read.manifest, path / MANIFEST

@@ -28,7 +28,9 @@ from vbow.persist.validate import validate_index_bundle
 from vbow.search.catalog import Catalog
 from vbow.search.inverted_index import InvertedIndex
 from vbow.verify.keypoint_store import KeypointStore
-from vbow.vocab.vocabulary import HammingVocabulary, KMeansVocabulary, Vocabulary
+from vbow.vocab.hamming_vocabulary import HammingVocabulary
+from vbow.vocab.kmeans_vocabulary import KMeansVocabulary
+from vbow.vocab.vocabulary import Vocabulary
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "IndexParts", "write_index", "read_index"]
 

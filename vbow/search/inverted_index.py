@@ -2,14 +2,8 @@
 
 Postings live in *segments*. Each segment holds, for a contiguous range of document ids, flat
 arrays ordered by word (CSR): ``word_offsets (n_words + 1,) int64`` and ``postings (P,) uint32``.
-A posting packs the document id and its term count in one word::
-
-    posting = doc << 2 | (min(tf, TF_CAP) - 1)        # TF_CAP = 4, doc < 2**30
-
-so a word's postings are sorted by document, and the term count costs no extra byte. Counts are
-capped at :data:`TF_CAP`: with the default ``sqrt`` burstiness a word seen 4 or more times in one
-image counts 2, which is what burstiness control asks for anyway (the accuracy cost is measured
-in ``benchmarks/results/scale.md``).
+Each posting packs the document id and its capped term count in one ``uint32``
+(:mod:`vbow.search.postings`).
 
 :meth:`InvertedIndex.add` (bags of words) and :meth:`InvertedIndex.add_words` (raw per-feature
 words; duplicates are counted with one radix sort of the batch, no per-image loop) append a
@@ -45,101 +39,23 @@ with itself is 1).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 
 from vbow.search.csr import gather_ranges, offsets_from_counts
 from vbow.errors import InvalidInputError
 from vbow.search.embedding import N_BITS, pack_signs
-from vbow.search.weighting import BURSTINESS, burst
+from vbow.search.postings import MAX_DOCS, TF_BITS, TF_CAP, TF_MASK, PostingSegment, pack_postings
+from vbow.search.weighting import BURSTINESS
 
-__all__ = ["PostingSegment", "InvertedIndex", "TF_CAP", "MAX_DOCS", "pack_postings",
-           "unpack_postings"]
+__all__ = ["InvertedIndex"]
 
 logger = logging.getLogger(__name__)
 
-#: Term counts are stored capped at this value (2 bits).
-TF_CAP = 4
-_TF_BITS = 2
-_TF_MASK = np.uint32((1 << _TF_BITS) - 1)
-#: Largest number of document slots one index can hold.
-MAX_DOCS = 1 << (32 - _TF_BITS)
 _MAX_SEGMENTS = 64
 #: queries reading at least this many postings (of one segment) accumulate them with a sparse
 #: matrix-vector product (scipy, imported only then) instead of ``np.bincount``
 _SPARSE_MIN_POSTINGS = 1 << 18
-
-
-def pack_postings(docs: np.ndarray, tf: np.ndarray) -> np.ndarray:
-    """Pack document ids and term counts into ``uint32`` postings.
-
-    Parameters
-    ----------
-    docs : np.ndarray
-        ``(P,)`` integer document ids in ``0 .. MAX_DOCS - 1``.
-    tf : np.ndarray
-        ``(P,)`` term counts (rounded, clipped to ``1 .. TF_CAP``).
-
-    Returns
-    -------
-    np.ndarray
-        ``(P,) uint32`` postings.
-    """
-    code = (np.clip(np.rint(tf), 1, TF_CAP) - 1).astype(np.uint32)
-    return (np.asarray(docs).astype(np.uint32) << np.uint32(_TF_BITS)) | code
-
-
-def unpack_postings(postings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of :func:`pack_postings`: ``(P,) uint32`` docs and ``(P,) uint8`` counts."""
-    postings = np.asarray(postings, dtype=np.uint32)
-    return postings >> np.uint32(_TF_BITS), ((postings & _TF_MASK) + 1).astype(np.uint8)
-
-
-@dataclass
-class PostingSegment:
-    """Postings of the documents ``doc_start .. doc_start + n_docs - 1``, grouped by word.
-
-    Attributes
-    ----------
-    doc_start, n_docs : int
-        The document id range this segment covers.
-    word_offsets : np.ndarray
-        ``(n_words + 1,) int64``; word ``w``'s postings are
-        ``postings[word_offsets[w]:word_offsets[w+1]]``.
-    postings : np.ndarray
-        ``(P,) uint32`` packed postings (see :func:`pack_postings`), ascending within each word.
-    signatures : np.ndarray or None
-        ``(P,) uint64`` Hamming-embedding signature of each posting, or None without embedding.
-    """
-
-    doc_start: int
-    n_docs: int
-    word_offsets: np.ndarray
-    postings: np.ndarray
-    signatures: np.ndarray | None = None
-
-    @property
-    def n_postings(self) -> int:
-        return int(self.postings.shape[0])
-
-    @property
-    def docs(self) -> np.ndarray:
-        """``(P,) uint32`` document id of each posting."""
-        return self.postings >> np.uint32(_TF_BITS)
-
-    @property
-    def tf(self) -> np.ndarray:
-        """``(P,) uint8`` (capped) term count of each posting."""
-        return ((self.postings & _TF_MASK) + 1).astype(np.uint8)
-
-    def word_counts(self) -> np.ndarray:
-        """``(n_words,) int64`` postings per word."""
-        return np.diff(self.word_offsets)
-
-    def word_of_posting(self) -> np.ndarray:
-        """``(P,) int64`` the word of each posting."""
-        return np.repeat(np.arange(self.word_offsets.shape[0] - 1), self.word_counts())
 
 
 class InvertedIndex:
@@ -301,7 +217,7 @@ class InvertedIndex:
                 " them cannot be added")
         self.segments.append(PostingSegment(start, n, offsets_from_counts(per_word), postings,
                                             signatures))
-        code = (postings & _TF_MASK).astype(np.intp)
+        code = (postings & TF_MASK).astype(np.intp)
         contrib = (self._tf_table[code] * idf[words]).astype(np.float64) ** 2
         norms = np.sqrt(np.bincount(doc_local, weights=contrib, minlength=n)).astype(np.float32)
         self.norms = np.concatenate([self.norms, norms])
@@ -383,8 +299,8 @@ class InvertedIndex:
         new_id[keep] = np.arange(int(keep.sum()))
         if self.segments:
             seg = self.segments[0]
-            seg.postings = (new_id[seg.docs].astype(np.uint32) << np.uint32(_TF_BITS)) | \
-                (seg.postings & _TF_MASK)
+            seg.postings = (new_id[seg.docs].astype(np.uint32) << np.uint32(TF_BITS)) | \
+                (seg.postings & TF_MASK)
             seg.n_docs = int(keep.sum())
         self.norms = self.norms[keep]
         self.alive = np.ones(int(keep.sum()), dtype=bool)
@@ -403,7 +319,7 @@ class InvertedIndex:
         """Recompute every document norm for a new IDF vector (O(P))."""
         sq = np.zeros(self.n_docs, dtype=np.float64)
         for seg in self.segments:
-            code = (seg.postings & _TF_MASK).astype(np.intp)
+            code = (seg.postings & TF_MASK).astype(np.intp)
             contrib = (self._tf_table[code] * idf[seg.word_of_posting()]).astype(np.float64) ** 2
             sq += np.bincount(seg.docs, weights=contrib, minlength=self.n_docs)
         self.norms = np.sqrt(sq).astype(np.float32)
@@ -523,7 +439,7 @@ class InvertedIndex:
                 tf_weight *= kernel[h]
             else:
                 tf_weight = self._tf_weights(post)
-            docs = (post >> np.uint32(_TF_BITS)).view(np.int32)  # doc < 2**30: the same bits
+            docs = (post >> np.uint32(TF_BITS)).view(np.int32)  # doc < 2**30: the same bits
             if _SPARSE_MIN_POSTINGS <= n < 1 << 31:
                 # one compiled pass: the postings as a (docs x words) CSC matrix times the word
                 # weights, in float32 (half the accumulator's cache footprint; a document's
@@ -561,7 +477,7 @@ class InvertedIndex:
         weights equal the former table's bit for bit.
         """
         code = np.asarray(post).astype(np.uint8)
-        mask = int(_TF_MASK)
+        mask = int(TF_MASK)
         if mask < 0xFF:
             np.bitwise_and(code, np.uint8(mask), out=code)
         if mask + 1 > TF_CAP:  # a wider tf field (scale bench emulation): codes past the cap

@@ -16,14 +16,22 @@ import numpy as np
 from vbow.config import Config
 from vbow.describe.features import LocalFeatures
 from vbow.errors import InvalidInputError
-from vbow.vocab.vocabulary import Vocabulary, make_vocabulary
+from vbow.vocab.hamming_vocabulary import HammingVocabulary
+from vbow.vocab.kmeans_vocabulary import KMeansVocabulary
+from vbow.vocab.vocabulary import Vocabulary
 
-__all__ = ["training_subset", "train_vocabulary", "quantise_images", "descriptors32"]
+__all__ = ["make_vocabulary", "training_subset", "train_vocabulary", "quantise_images",
+           "descriptors32"]
 
 logger = logging.getLogger(__name__)
 
 #: Descriptors assigned in one call of ``Vocabulary.quantise`` (a memory bound).
 QUANTISE_BATCH = 200_000
+
+
+def make_vocabulary(method: str, **params) -> Vocabulary:
+    """The vocabulary class for a feature method: ``"sift"`` → k-means, ``"orb"`` → Hamming."""
+    return (HammingVocabulary if method == "orb" else KMeansVocabulary)(**params)
 
 
 def training_subset(n_images: int, config: Config) -> np.ndarray:

@@ -5,10 +5,11 @@ Both vocabularies share one structure (a vocabulary tree of depth two, as in Nis
 about 256 + 256·probes distance computations per descriptor instead of 65,536. Assignment probes
 the ``probes`` nearest coarse cells, which recovers most of the accuracy a flat vocabulary has.
 
-* :class:`KMeansVocabulary` clusters float descriptors (RootSIFT) with mini-batch k-means at the
-  coarse level and k-means inside each cell, under the L2 distance.
-* :class:`HammingVocabulary` clusters packed binary descriptors (ORB) with k-majority: Hamming
-  distance assignment and bitwise-majority centroids (never float k-means on bits).
+* :class:`~vbow.vocab.kmeans_vocabulary.KMeansVocabulary` clusters float descriptors (RootSIFT)
+  with mini-batch k-means at the coarse level and k-means inside each cell, under the L2 distance.
+* :class:`~vbow.vocab.hamming_vocabulary.HammingVocabulary` clusters packed binary descriptors
+  (ORB) with k-majority: Hamming distance assignment and bitwise-majority centroids (never
+  float k-means on bits).
 
 Training is seeded (``random_state``) and deterministic. Words that no training descriptor is
 assigned to are removed after training, so no word is empty.
@@ -27,64 +28,12 @@ import numpy as np
 
 from vbow.errors import InvalidInputError, NotFittedError
 from vbow.progress import Progress
-from vbow.vocab.clustering import kmajority, kmeans_l2, sq_l2_distances
 from vbow.vocab.embedding import HammingEmbedding
-from vbow.vocab.hamming import as_words64, hamming_distances
+from vbow.vocab.sampling import DescriptorSampler
 
-__all__ = ["Vocabulary", "KMeansVocabulary", "HammingVocabulary", "DescriptorSampler",
-           "make_vocabulary"]
+__all__ = ["Vocabulary"]
 
 logger = logging.getLogger(__name__)
-
-
-class DescriptorSampler:
-    """Keep a uniform random sample of at most ``capacity`` descriptors from a stream.
-
-    Reservoir sampling (Algorithm R, vectorised per batch), so millions of descriptors can stream
-    through while only ``capacity`` rows are ever held.
-
-    Parameters
-    ----------
-    capacity : int
-        Maximum number of descriptors kept.
-    random_state : int
-        Seed; the same stream and seed give the same sample.
-    """
-
-    def __init__(self, capacity: int, random_state: int = 0) -> None:
-        if capacity < 1:
-            raise InvalidInputError(f"sampler capacity must be >= 1; got {capacity}")
-        self.capacity = int(capacity)
-        self._rng = np.random.default_rng(random_state)
-        self._buffer: np.ndarray | None = None
-        self._filled = 0
-        self.seen = 0
-
-    def add(self, descriptors: np.ndarray) -> None:
-        """Offer a ``(n, d)`` batch of descriptors to the sample."""
-        n = int(descriptors.shape[0])
-        if n == 0:
-            return
-        if self._buffer is None:
-            self._buffer = np.empty((self.capacity, descriptors.shape[1]), dtype=descriptors.dtype)
-        take = min(n, self.capacity - self._filled)
-        if take:
-            self._buffer[self._filled:self._filled + take] = descriptors[:take]
-            self._filled += take
-        rest = descriptors[take:]
-        if rest.shape[0]:
-            positions = self.seen + take + np.arange(rest.shape[0])  # 0-based stream positions
-            slots = (self._rng.random(rest.shape[0]) * (positions + 1)).astype(np.int64)
-            keep = slots < self.capacity
-            # later rows win when two land in one slot, as in sequential Algorithm R
-            self._buffer[slots[keep]] = rest[keep]
-        self.seen += n
-
-    def sample(self) -> np.ndarray:
-        """The sample so far, ``(min(seen, capacity), d)``."""
-        if self._buffer is None:
-            raise NotFittedError("the descriptor sampler has seen no descriptors")
-        return self._buffer[:self._filled]
 
 
 class Vocabulary:
@@ -516,192 +465,3 @@ class Vocabulary:
             raise InvalidInputError("vocabulary arrays are inconsistent with each other")
         vocab._prepare()
         return vocab
-
-
-class KMeansVocabulary(Vocabulary):
-    """Vocabulary tree for float descriptors (128-d RootSIFT/SIFT), trained with k-means.
-
-    Both levels use k-means++ seeded Lloyd k-means (:func:`vbow.vocab.clustering.kmeans_l2`) with chunked
-    float32 GEMMs. The coarse level is trained on a subsample of ``coarse_sample_per_cell`` points
-    per cell, and the training sample itself is a bounded reservoir sample, so streams of
-    millions of descriptors train in bounded memory and time.
-    """
-
-    kind = "kmeans"
-    dim = 128
-    dtype = np.dtype(np.float32)
-    _argmin_top_k = 4
-
-    def _prepare(self) -> None:
-        self._norms_by_cell = None
-        self._word_norms = np.einsum("ij,ij->i", self.words_, self.words_).astype(np.float32)
-        self._coarse_norms = np.einsum("ij,ij->i", self.coarse_, self.coarse_).astype(np.float32)
-
-    def _distances(self, x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-        if centroids is getattr(self, "coarse_", None) and hasattr(self, "_coarse_norms"):
-            return sq_l2_distances(x, centroids, self._coarse_norms)
-        return sq_l2_distances(x, centroids)
-
-    #: at most this many (descriptor, probed cell) pairs take the batched small-batch path
-    small_pairs: int = 16384
-
-    def _assign_pairs_small(self, x: np.ndarray, pair_desc: np.ndarray, pair_cell: np.ndarray,
-                            k: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """Query-sized batches: one GEMM per probed cell and nothing else in the loop.
-
-        The per-cell loop of the general path runs some twenty numpy calls per cell, which is
-        most of a 1,000-descriptor query's quantisation. Here the loop only multiplies each
-        cell's words with its pairs' descriptors (``words @ x.T``, the fast orientation for
-        skinny products) into one ``(max_cell, P)`` block; scaling, the norms, padding and the
-        ``k`` argmin passes then run once over all pairs, in the same order of operations as
-        :meth:`_cell_distances`, so the distances and the chosen words are the same.
-        """
-        n_pairs = pair_cell.size
-        if n_pairs > self.small_pairs or n_pairs == 0:
-            return None
-        counts = np.diff(self.cell_offsets_)
-        width = int(counts.max())
-        order = np.argsort(pair_cell, kind="stable")
-        cells = pair_cell[order]
-        xs_t = np.ascontiguousarray(x[pair_desc[order]].T)          # (dim, P) in cell order
-        bounds = np.flatnonzero(np.diff(cells)) + 1
-        starts = np.concatenate(([0], bounds)).tolist()
-        ends = np.concatenate((bounds, [n_pairs])).tolist()
-        block = np.zeros((width, n_pairs), dtype=np.float32)  # padding: finite, then +inf
-        words, offsets = self.words_, self.cell_offsets_
-        for s, e in zip(starts, ends):
-            c = int(cells[s])
-            w0, w1 = int(offsets[c]), int(offsets[c + 1])
-            if w1 > w0:
-                block[:w1 - w0, s:e] = np.dot(words[w0:w1], xs_t[:, s:e])
-        d = np.ascontiguousarray(block.T)                            # (P, width)
-        d *= -2.0
-        d += np.einsum("ij,ij->i", x, x)[pair_desc[order]][:, None]
-        d += self._padded_norms()[cells]                             # +inf past a cell's end
-        np.maximum(d, 0.0, out=d)
-        kk = min(k, width)
-        top = np.empty((n_pairs, kk), np.int64)
-        top_d = np.empty((n_pairs, kk), np.float32)
-        r = np.arange(n_pairs)
-        for j in range(kk):  # argmin passes: the lowest word id wins among equal distances
-            top[:, j] = np.argmin(d, axis=1)
-            top_d[:, j] = d[r, top[:, j]]
-            if j + 1 < kk:
-                d[r, top[:, j]] = np.inf
-        real = np.isfinite(top_d)
-        cand_w = np.full((n_pairs, k), -1, dtype=np.int32)
-        cand_d = np.full((n_pairs, k), np.inf, dtype=np.float32)
-        cand_w[order[:, None], np.arange(kk)[None, :]] = np.where(real, top + offsets[cells][:, None], -1)
-        cand_d[order[:, None], np.arange(kk)[None, :]] = np.where(real, top_d, np.inf)
-        return cand_w, cand_d
-
-    def _padded_norms(self) -> np.ndarray:
-        """``(n_cells, max_cell) float32`` squared word norms by cell, ``inf`` past each cell's
-        words (built once per fitted or loaded vocabulary)."""
-        padded = getattr(self, "_norms_by_cell", None)
-        if padded is None:
-            counts = np.diff(self.cell_offsets_)
-            width = max(int(counts.max()) if counts.size else 1, 1)
-            padded = np.full((counts.shape[0], width), np.inf, np.float32)
-            padded[np.arange(width)[None, :] < counts[:, None]] = self._word_norms
-            self._norms_by_cell = padded
-        return padded
-
-    def _cell_distances(self, x: np.ndarray, cell: int) -> np.ndarray:
-        w0, w1 = int(self.cell_offsets_[cell]), int(self.cell_offsets_[cell + 1])
-        if x.shape[0] > 256:
-            return sq_l2_distances(x, self.words_[w0:w1], self._word_norms[w0:w1])
-        # few rows (query time): words @ x.T with a contiguous x.T is several times faster in
-        # OpenBLAS than x @ words.T for skinny products
-        d = np.dot(self.words_[w0:w1], np.ascontiguousarray(x.T)).T
-        d *= -2.0
-        d += np.einsum("ij,ij->i", x, x)[:, None]
-        d += self._word_norms[None, w0:w1]
-        np.maximum(d, 0.0, out=d)
-        return d
-
-    def _cluster(self, x: np.ndarray, k: int, seed: int, coarse: bool) -> np.ndarray:
-        return kmeans_l2(x, k, seed=seed, max_iter=25 if coarse else 15)
-
-
-class HammingVocabulary(Vocabulary):
-    """Vocabulary tree for binary descriptors (ORB, 256 bits packed in 32 bytes).
-
-    Clustering is k-majority: k-means++ seeding under the Hamming distance, then alternating
-    nearest-centroid assignment by Hamming distance and bitwise-majority centroids. Empty
-    clusters are re-seeded with the points farthest from their centroids.
-    """
-
-    kind = "hamming"
-    dim = 32
-    dtype = np.dtype(np.uint8)
-
-    #: at most this many (descriptor, probed cell) pairs take the vectorised small-batch path
-    small_pairs: int = 8192
-
-    def _prepare(self) -> None:
-        self._words64 = as_words64(self.words_)
-        self._coarse64 = as_words64(self.coarse_)
-        self._padded: np.ndarray | None = None
-
-    def _padded_cells(self) -> np.ndarray:
-        """``(w, n_cells, max_cell) uint64``: each cell's words as 64-bit columns, padded with
-        all-ones words past the cell's end (built once, ~2 MB for 65,536 words)."""
-        if self._padded is None:
-            counts = np.diff(self.cell_offsets_)
-            width = max(int(counts.max()) if counts.size else 1, 1)
-            valid = np.arange(width)[None, :] < counts[:, None]
-            n_cols = self._words64.shape[1]
-            padded = np.full((n_cols, counts.shape[0], width), np.iinfo(np.uint64).max, np.uint64)
-            for col in range(n_cols):
-                padded[col][valid] = self._words64[:, col]  # words are grouped by cell, in order
-            self._padded = padded
-        return self._padded
-
-    def _assign_pairs_small(self, x: np.ndarray, pair_desc: np.ndarray, pair_cell: np.ndarray,
-                            k: int) -> tuple[np.ndarray, np.ndarray] | None:
-        if pair_cell.size > self.small_pairs or pair_cell.size == 0:
-            return None
-        padded = self._padded_cells()
-        counts = np.diff(self.cell_offsets_)[pair_cell]
-        xq = as_words64(x)[pair_desc]
-        d = np.bitwise_count(padded[0][pair_cell] ^ xq[:, 0, None]).astype(np.uint16)
-        for col in range(1, padded.shape[0]):
-            d += np.bitwise_count(padded[col][pair_cell] ^ xq[:, col, None])
-        width = d.shape[1]
-        d = d.astype(np.float32)
-        d[np.arange(width)[None, :] >= counts[:, None]] = np.inf  # padding is never a word
-        kk = min(k, width)
-        if kk == 1:
-            top = np.argmin(d, axis=1)[:, None]
-        elif kk < width:
-            top = np.sort(np.argpartition(d, kk - 1, axis=1)[:, :kk], axis=1)
-        else:
-            top = np.broadcast_to(np.arange(width), (d.shape[0], width))
-        cand_d = np.full((pair_cell.size, k), np.inf, dtype=np.float32)
-        cand_w = np.full((pair_cell.size, k), -1, dtype=np.int32)
-        top_d = np.take_along_axis(d, top, axis=1)
-        real = np.isfinite(top_d)
-        cand_d[:, :kk] = np.where(real, top_d, np.inf)
-        cand_w[:, :kk] = np.where(real, top + self.cell_offsets_[pair_cell][:, None], -1)
-        return cand_w, cand_d
-
-    def _distances(self, x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-        if centroids is getattr(self, "coarse_", None) and hasattr(self, "_coarse64"):
-            return hamming_distances(x, self._coarse64).astype(np.float32)
-        return hamming_distances(x, centroids).astype(np.float32)
-
-    def _cell_distances(self, x: np.ndarray, cell: int) -> np.ndarray:
-        w0, w1 = int(self.cell_offsets_[cell]), int(self.cell_offsets_[cell + 1])
-        return hamming_distances(x, self._words64[w0:w1]).astype(np.float32)
-
-    def _soft_scale(self, distances: np.ndarray) -> np.ndarray:
-        return (2.0 * distances / (8 * self.dim)).astype(np.float32)
-
-    def _cluster(self, x: np.ndarray, k: int, seed: int, coarse: bool) -> np.ndarray:
-        return kmajority(x, k, seed=seed, max_iter=15 if coarse else 10)
-
-
-def make_vocabulary(method: str, **params) -> Vocabulary:
-    """The vocabulary class for a feature method: ``"sift"`` → k-means, ``"orb"`` → Hamming."""
-    return (HammingVocabulary if method == "orb" else KMeansVocabulary)(**params)
