@@ -273,7 +273,41 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
-def write_report(rows: list[dict[str, Any]], notes: list[str], seconds: float) -> None:
+#: methods and metrics compared with the previous result file (issue 10: reproduce them)
+COMPARED = {"sift": ("ns", "recall_at_1", "map"), "orb": ("ns", "recall_at_1", "map"),
+            "sift-norerank": ("recall_at_1",)}
+
+
+def read_previous() -> dict[str, Any] | None:
+    """The complete result file this run will replace, or None (absent, partial or unreadable)."""
+    try:
+        previous = json.loads((RESULTS / "accuracy.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if any("partial run" in n for n in previous.get("notes", [])):
+        return None
+    return previous
+
+
+def previous_lines(rows: list[dict[str, Any]], previous: dict[str, Any]) -> list[str]:
+    """Markdown: each compared figure now, in the previous file and the difference."""
+    before = {(r["protocol"], r["method"]): r for r in previous.get("results", [])}
+    lines = ["## Against the previous result file", "",
+             f"Previous: {previous.get('date')}, {previous.get('machine')}. Same command, same "
+             "datasets; the feature cache is keyed by each file's path, size and mtime.", "",
+             "| protocol | method | metric | previous | now | change |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        old = before.get((r["protocol"], r["method"]))
+        for metric in COMPARED.get(r["method"], ()):
+            if old is None or r.get(metric) is None or old.get(metric) is None:
+                continue
+            lines.append(f"| {r['protocol']} | {r['method']} | {metric} | {_fmt(old[metric])} | "
+                         f"{_fmt(r[metric])} | {r[metric] - old[metric]:+.3f} |")
+    return lines + [""]
+
+
+def write_report(rows: list[dict[str, Any]], notes: list[str], seconds: float,
+                 previous: dict[str, Any] | None = None) -> None:
     RESULTS.mkdir(exist_ok=True)
     machine = machine_description()
     payload = {"command": COMMAND, "machine": machine,
@@ -316,6 +350,8 @@ def write_report(rows: list[dict[str, Any]], notes: list[str], seconds: float) -
                      f"{_fmt(r['recall_at_1'])} | {_fmt(r['map'])} | {_fmt(r['extract_ms'], 1)} | "
                      f"{_fmt(r['query_ms_p50'], 2)} | {_fmt(r['query_ms_p95'], 2)} | "
                      f"{r['bytes_per_image']} | {r['vocabulary_bytes'] / 1e6:.1f} |")
+    if previous is not None:
+        lines += [""] + previous_lines(rows, previous)
     (RESULTS / "accuracy.md").write_text("\n".join(lines) + "\n")
 
 
@@ -339,6 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if reason:
         notes.append(f"CNN baselines skipped: {reason}")
         methods = [m for m in methods if not m.startswith("cnn")]
+    previous = read_previous()
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
     last = [p[0] for p in PROTOCOLS if p[0] in args.protocols][-1]
@@ -369,12 +406,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                             _fmt(r.get("ns")), r["recall_at_1"], r["map"])
         if not args.no_write:  # a partial report survives an interrupted run
             write_report(rows, notes + ["partial run: protocols still to come"]
-                         if name != last else notes, time.perf_counter() - t0)
+                         if name != last else notes, time.perf_counter() - t0, previous)
     seconds = time.perf_counter() - t0
     if args.no_write:
         print(json.dumps(rows, indent=1))
     else:
-        write_report(rows, notes, seconds)
+        write_report(rows, notes, seconds, previous)
         print(f"wrote {RESULTS / 'accuracy.md'} and accuracy.json in {seconds / 60:.1f} min")
     return 0
 
