@@ -2,6 +2,7 @@
 
 - describing images: :class:`vbow.describe.extraction.ImageDescriber`;
 - training: :mod:`vbow.vocab.training`;
+- checking a batch of inputs, keys and metadata before any change: :mod:`vbow.index_batches`;
 - the catalog (keys, metadata, per-image arrays, filters): :class:`vbow.search.catalog.Catalog`;
 - postings: :class:`vbow.search.inverted_index.InvertedIndex`; per-image words and geometry:
   :class:`vbow.verify.keypoint_store.KeypointStore`;
@@ -18,7 +19,6 @@ shared between processes.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
@@ -34,11 +34,13 @@ from vbow.describe.extraction import ImageDescriber, ImageDescription, extract_m
 from vbow.describe.features import FeatureExtractor, LocalFeatures
 from vbow.describe.image_input import ImageInput
 from vbow.errors import ImageError, InvalidInputError, NotFittedError, UnknownOptionError
+from vbow.index_batches import (StagedImages, as_list, error_name, log_batch_problems,
+                                new_entries, stage_quantised, without_descriptors)
 from vbow.persist.schema import IndexParts, read_index, write_index
 from vbow.progress import Progress
 from vbow.query import QueryPlan, SearchState, check_shortlist, check_top_k
 from vbow.results import AddReport, ImageFailure, SearchResult
-from vbow.search.catalog import Catalog, Where, encode_metadata
+from vbow.search.catalog import Catalog, Where
 from vbow.search.inverted_index import InvertedIndex
 from vbow.verify.keypoint_store import KeypointStore
 from vbow.search.embedding import signs_of
@@ -52,86 +54,6 @@ logger = logging.getLogger(__name__)
 #: Images described, quantised and indexed together by :meth:`ImageIndex.build`: memory for
 #: their local features is all that a build holds beyond the index and the training sample.
 BUILD_BATCH = 256
-
-
-def _as_list(images: Any) -> list:
-    """A batch of image inputs as a list; one image input (path, bytes, array, file object,
-    PIL image, ...) becomes a list of one."""
-    if isinstance(images, (list, tuple)):
-        return list(images)
-    if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray)) or \
-            hasattr(images, "read") or not hasattr(images, "__iter__"):
-        return [images]
-    return list(images)
-
-
-def _key_text(key: Any, position: int) -> str:
-    if not isinstance(key, str):
-        raise InvalidInputError(f"key at position {position} must be a str; got "
-                                f"{type(key).__name__} {key!r:.80}")
-    if not key:
-        raise InvalidInputError(f"key at position {position} is empty")
-    try:
-        key.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInputError(f"key at position {position} is not valid UTF-8: {key!r:.80}") from None
-    return key
-
-
-def _default_key(image: Any, number: int) -> str:
-    """The path (made valid UTF-8 by escaping undecodable bytes), or ``image-<number>``."""
-    if isinstance(image, (str, os.PathLike)):
-        return os.fsencode(image).decode("utf-8", "backslashreplace")
-    return f"image-{number}"
-
-
-def _error_name(image: Any, key: str) -> str:
-    """Name for error messages: the file path where there is one, else the key."""
-    return _default_key(image, 0) if isinstance(image, (str, os.PathLike)) else key
-
-
-def _log_batch_problems(failed: Sequence[ImageFailure], featureless: Sequence[str]) -> None:
-    for f in failed:
-        logger.warning("skipped %s", f.error)
-    if featureless:
-        logger.warning("%d images have no local features, so only their colour can match them: %s",
-                       len(featureless), ", ".join(featureless[:5]))
-
-
-class _Staged:
-    """Quantised images waiting to be appended: words, geometry, colour, scale, size."""
-
-    def __init__(self) -> None:
-        self.words: list[np.ndarray] = []
-        self.keypoints: list[np.ndarray] = []
-        self.colours: list[np.ndarray] = []
-        self.scales: list[float] = []
-        self.sizes: list[tuple[int, int]] = []
-        self.keys: list[str] = []
-        self.meta: list[str] = []
-        self.signatures: list[np.ndarray] = []  # per image (n_i,) uint64, with Hamming embedding
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def stage(self, feats: ImageDescription, words: np.ndarray, key: str, meta: str,
-              signatures: np.ndarray | None = None) -> None:
-        if signatures is not None:
-            self.signatures.append(signatures)
-        self.words.append(words)
-        self.keypoints.append(feats.features.keypoints)
-        self.colours.append(feats.colour)
-        self.scales.append(feats.scale)
-        self.sizes.append(tuple(feats.features.image_size))
-        self.keys.append(key)
-        self.meta.append(meta)
-
-
-def _without_descriptors(feats: ImageDescription) -> ImageDescription:
-    """The same image with its descriptors dropped (what indexing needs once words are known)."""
-    f = feats.features
-    empty = np.zeros((0,) + f.descriptors.shape[1:], f.descriptors.dtype)
-    return dataclasses.replace(feats, features=dataclasses.replace(f, descriptors=empty))
 
 
 class ImageIndex:
@@ -243,7 +165,7 @@ class ImageIndex:
         Yields an :class:`ImageDescription` per readable input and an :class:`ImageFailure` per
         unreadable one, so a batch carries on past bad files.
         """
-        return extract_many(self._extractor, _as_list(images), n_jobs=self.config.n_jobs,
+        return extract_many(self._extractor, as_list(images), n_jobs=self.config.n_jobs,
                             names=names, progress=progress, description=description)
 
     def _set_vocabulary(self, vocabulary: Vocabulary) -> None:
@@ -269,7 +191,7 @@ class ImageIndex:
         ImageIndex
             ``self``. Any previously indexed images are dropped (their words would be stale).
         """
-        images = _as_list(images)
+        images = as_list(images)
         chosen = training_subset(len(images), self.config)
         feats = [r.features for r in self.describe_many([images[i] for i in chosen.tolist()],
                                                         progress=progress,
@@ -334,9 +256,9 @@ class ImageIndex:
             Bad keys or metadata (nothing is done), or no training image could be read.
         """
         t0 = time.perf_counter()
-        images = _as_list(images)
-        keys_list, meta_json = self._new_entries(images, keys, metadata, existing={}, start=0)
-        names = [_error_name(im, k) for im, k in zip(images, keys_list)]
+        images = as_list(images)
+        keys_list, meta_json = new_entries(images, keys, metadata, existing={}, start=0)
+        names = [error_name(im, k) for im, k in zip(images, keys_list)]
         n = len(images)
         chosen = training_subset(n, self.config).tolist()
         training = dict(zip(chosen, self.describe_many([images[i] for i in chosen],
@@ -353,7 +275,7 @@ class ImageIndex:
         trained_sigs = {i: self._signatures(vocabulary, training[i].features, trained_words[i])
                         for i in good}
         for i in good:  # keep the sample as words and geometry only
-            training[i] = _without_descriptors(training[i])
+            training[i] = without_descriptors(training[i])
         rest = [i for i in range(n) if i not in training]
         described = iter(self.describe_many([images[i] for i in rest], [names[i] for i in rest],
                                             progress=progress, description="indexing"))
@@ -363,7 +285,7 @@ class ImageIndex:
         pending: list[tuple[int, ImageDescription]] = []
 
         def flush() -> None:
-            staged = _Staged()
+            staged = StagedImages()
             fresh = [f for i, f in pending if i not in trained_words]
             fresh_words = iter(quantise_images(vocabulary, [f.features for f in fresh]))
             for i, f in pending:
@@ -391,42 +313,14 @@ class ImageIndex:
         flush()
         with self._lock.write():
             self._after_change()
-        _log_batch_problems(failed, featureless)
+        log_batch_problems(failed, featureless)
         return AddReport(tuple(added), tuple(failed), time.perf_counter() - t0, tuple(featureless))
 
     # -------------------------------------------------------------------------------- indexing
-    def _new_entries(self, images: list, keys: Sequence[str] | str | None,
-                     metadata: Sequence[Mapping[str, Any] | None] | Mapping[str, Any] | None, *,
-                     existing: Mapping[str, int], start: int) -> tuple[list[str], list[str]]:
-        """Validated keys and canonical metadata JSON for a batch (raises before any change)."""
-        n = len(images)
-        if keys is None:
-            keys_list = [_default_key(im, start + i) for i, im in enumerate(images)]
-        else:
-            keys_seq = [keys] if isinstance(keys, str) else list(keys)
-            if len(keys_seq) != n:
-                raise InvalidInputError(f"got {n} images but {len(keys_seq)} keys")
-            keys_list = [_key_text(k, i) for i, k in enumerate(keys_seq)]
-        if len(set(keys_list)) != n:
-            seen: set[str] = set()
-            dup = next(k for k in keys_list if k in seen or seen.add(k))
-            raise InvalidInputError(f"duplicate key {dup!r} in this batch")
-        clash = [k for k in keys_list if k in existing]
-        if clash:
-            raise InvalidInputError(f"key {clash[0]!r} is already indexed; remove() it first")
-        if metadata is None:
-            meta_json = ["{}"] * n
-        else:
-            meta_seq = [metadata] if isinstance(metadata, Mapping) else list(metadata)
-            if len(meta_seq) != n:
-                raise InvalidInputError(f"got {n} images but {len(meta_seq)} metadata entries")
-            meta_json = [encode_metadata(m, k) for k, m in zip(keys_list, meta_seq)]
-        return keys_list, meta_json
-
     def _check_batch(self, images: list, keys: Any, metadata: Any) -> tuple[list[str], list[str]]:
         with self._lock.read():
             start = 0 if self._postings is None else self._postings.n_docs
-            return self._new_entries(images, keys, metadata, existing=self._key_map(), start=start)
+            return new_entries(images, keys, metadata, existing=self._key_map(), start=start)
 
     def add(self, images: Sequence[ImageInput] | ImageInput, keys: Sequence[str] | str | None = None,
             metadata: Sequence[Mapping[str, Any] | None] | Mapping[str, Any] | None = None, *,
@@ -462,9 +356,9 @@ class ImageIndex:
         if on_error not in ("skip", "raise"):
             raise UnknownOptionError("on_error", on_error, ("skip", "raise"))
         t0 = time.perf_counter()
-        images = _as_list(images)
+        images = as_list(images)
         keys_list, meta_json = self._check_batch(images, keys, metadata)
-        names = [_error_name(im, k) for im, k in zip(images, keys_list)]
+        names = [error_name(im, k) for im, k in zip(images, keys_list)]
         results = list(self.describe_many(images, names, progress=progress, description="indexing"))
         failed = tuple(r for r in results if isinstance(r, ImageFailure))
         if failed and on_error == "raise":
@@ -473,7 +367,7 @@ class ImageIndex:
         self._append_described(vocabulary, [results[i] for i in good], [keys_list[i] for i in good],
                                [meta_json[i] for i in good])
         featureless = tuple(keys_list[i] for i in good if not len(results[i].features))
-        _log_batch_problems(failed, featureless)
+        log_batch_problems(failed, featureless)
         return AddReport(tuple(keys_list[i] for i in good), failed, time.perf_counter() - t0,
                          featureless)
 
@@ -490,7 +384,7 @@ class ImageIndex:
 
     def _append_described(self, vocabulary: Vocabulary, feats: list[ImageDescription],
                           keys: list[str], meta_json: list[str]) -> None:
-        staged = _Staged()
+        staged = StagedImages()
         for f, w, k, m in zip(feats, quantise_images(vocabulary, [f.features for f in feats]),
                               keys, meta_json):
             staged.stage(f, w, k, m, self._signatures(vocabulary, f.features, w))
@@ -506,7 +400,7 @@ class ImageIndex:
             return np.zeros(0, np.uint64)
         return vocabulary.signatures(descriptors32(features), np.asarray(words))
 
-    def _commit(self, vocabulary: Vocabulary, staged: _Staged) -> None:
+    def _commit(self, vocabulary: Vocabulary, staged: StagedImages) -> None:
         """Append staged images under the write lock, re-checking what may have changed."""
         with self._lock.write():
             if self.vocabulary is not vocabulary:
@@ -548,33 +442,12 @@ class ImageIndex:
                                     "signatures need the descriptors; use add or add_features")
         words, keypoints = list(words), list(keypoints)
         keys_list, meta_json = self._check_batch(words, keys, metadata)
-        n = len(keys_list)
-        colours = np.asarray(colours, np.float32)
-        if colours.shape != (n, self.config.colour.n_bins):
-            raise InvalidInputError(f"colours must be ({n}, {self.config.colour.n_bins}) float32; "
-                                    f"got {colours.shape}")
-        if len(keypoints) != n:
-            raise InvalidInputError(f"got {n} keys but {len(words)} word arrays and "
-                                    f"{len(keypoints)} keypoint arrays")
-        counts = [np.shape(w)[0] if np.ndim(w) == 1 else -1 for w in words]
-        if any(np.shape(k) != (c, 4) for k, c in zip(keypoints, counts)):
-            raise InvalidInputError("each image's words must be (n_i,) and its keypoints (n_i, 4)")
-        flat = np.concatenate([np.asarray(w).reshape(-1) for w in words]) if n else np.zeros(0, np.int64)
-        if flat.size and (int(flat.min()) < 0 or int(flat.max()) >= vocabulary.n_words_):
-            raise InvalidInputError(f"word ids must be in 0..{vocabulary.n_words_ - 1}")
-        sizes = np.asarray(image_sizes, np.int32).reshape(-1, 2)
-        scl = np.ones(n, np.float32) if scales is None else np.asarray(scales, np.float32)
-        if sizes.shape != (n, 2) or scl.shape != (n,):
-            raise InvalidInputError(f"image_sizes must be ({n}, 2) and scales ({n},); got "
-                                    f"{sizes.shape} and {scl.shape}")
-        staged = _Staged()
-        staged.words, staged.keypoints = [np.asarray(w) for w in words], [np.asarray(k, np.float32)
-                                                                          for k in keypoints]
-        staged.colours, staged.scales = list(colours), scl.tolist()
-        staged.sizes, staged.keys, staged.meta = [tuple(s) for s in sizes.tolist()], keys_list, meta_json
+        staged = stage_quantised(words, keypoints, colours, image_sizes, scales, keys_list,
+                                 meta_json, n_words=vocabulary.n_words_,
+                                 n_bins=self.config.colour.n_bins)
         self._commit(vocabulary, staged)
 
-    def _append(self, staged: _Staged) -> None:
+    def _append(self, staged: StagedImages) -> None:
         """Append staged images (caller holds the write lock)."""
         vocabulary = self._require_fitted()
         if not len(staged):

@@ -8,7 +8,9 @@ Modules
 ``catalog_source``  manifest CSV / dataset / folder -> ordered entries, fixed batches, fingerprint
 ``segments``        the work directory's layout, and the task that builds one segment
 ``build``           :func:`build_index`: train once, build missing segments (locally or on Dask), merge
-``shards``          sharded search: shards by key hash on Dask workers, global fusion and merge
+``shard_layout``    splitting a saved index into shards by key hash (``shards.json``)
+``shard_server``    one shard answering the scatter steps (a Dask actor or in process)
+``shards``          sharded search: shards on Dask workers, global fusion and merge
 """
 
 from vbow.distributed.build import SegmentedBuildReport, build_index, merge_segments

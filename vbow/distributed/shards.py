@@ -39,8 +39,6 @@ shards only and names the missing ones (:attr:`ShardedSearchResult.missing`).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import os
 import time
@@ -56,214 +54,19 @@ from vbow.results import Match, SearchResult
 from vbow.search.fusion import FusedScores
 from vbow.search.postings import TF_CAP
 from vbow.search.weighting import bag_of_words, tfidf
-from vbow.verify.verification import QueryWords
+from vbow.distributed.shard_layout import LAYOUT_FILE, read_layout, shard_of, split_index
+from vbow.distributed.shard_server import ShardServer
 
-__all__ = ["shard_of", "split_index", "ShardServer", "ShardedIndex", "ShardedSearchResult",
-           "ShardTimeoutError", "LAYOUT_FILE"]
+__all__ = ["shard_of", "split_index", "read_layout", "ShardServer", "ShardedIndex",
+           "ShardedSearchResult", "ShardTimeoutError", "LAYOUT_FILE"]
 
 logger = logging.getLogger(__name__)
 
 _MATCH_FIELDS = frozenset(f.name for f in dataclasses.fields(Match))
-LAYOUT_FILE = "shards.json"
-LAYOUT_FORMAT = "vbow-shards"
 
 
 class ShardTimeoutError(VbowError, TimeoutError):
     """No shard answered within the timeout."""
-
-
-def shard_of(keys: Sequence[str], n_shards: int) -> np.ndarray:
-    """Owning shard of each key: BLAKE2b-64 of the UTF-8 key, modulo ``n_shards``.
-
-    Returns
-    -------
-    np.ndarray
-        ``(len(keys),) int64`` in ``0 .. n_shards - 1``; stable across processes and runs.
-    """
-    if int(n_shards) < 1:
-        raise InvalidInputError(f"n_shards must be >= 1; got {n_shards}")
-    h = [int.from_bytes(hashlib.blake2b(k.encode("utf-8"), digest_size=8).digest(), "little")
-         for k in keys]
-    return (np.array(h, dtype=np.uint64) % np.uint64(n_shards)).astype(np.int64)
-
-
-def split_index(index_path: str | os.PathLike, out_dir: str | os.PathLike, n_shards: int) -> Path:
-    """Split a saved index into ``n_shards`` bundles by key hash (:func:`shard_of`).
-
-    Layout written::
-
-        out_dir/shards.json        {"format": "vbow-shards", "n_shards": N, "shards": [...]}
-        out_dir/vocabulary/        the vocabulary alone (an empty index; the client quantises)
-        out_dir/shard-000/ ...     one index bundle per shard, images in their original order
-
-    Returns
-    -------
-    Path
-        ``out_dir``.
-    """
-    from vbow.index import ImageIndex
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    full = ImageIndex.load(index_path, mmap=True)
-    keys = full.keys
-    owner = shard_of(keys, n_shards)
-    empty = ImageIndex.load(index_path, mmap=True)
-    empty.remove(keys)
-    empty.save(out / "vocabulary")
-    names = []
-    for s in range(int(n_shards)):
-        part = ImageIndex.load(index_path, mmap=True)
-        drop = [k for k, o in zip(keys, owner.tolist()) if o != s]
-        if drop:
-            part.remove(drop)
-        name = f"shard-{s:03d}"
-        part.save(out / name)
-        names.append(name)
-        logger.info("shard %d: %d images", s, len(part))
-    layout = {"format": LAYOUT_FORMAT, "version": 1, "n_shards": int(n_shards),
-              "hash": "blake2b-64-mod", "vocabulary": "vocabulary", "shards": names}
-    tmp = out / f".{LAYOUT_FILE}.tmp"
-    tmp.write_text(json.dumps(layout, indent=1))
-    os.replace(tmp, out / LAYOUT_FILE)
-    return out
-
-
-def read_layout(layout_dir: str | os.PathLike) -> dict[str, Any]:
-    """The ``shards.json`` of a split index (InvalidInputError if absent or of another format)."""
-    path = Path(layout_dir) / LAYOUT_FILE
-    try:
-        layout = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"{path}: not a sharded index layout: {exc}") from None
-    if layout.get("format") != LAYOUT_FORMAT:
-        raise InvalidInputError(f"{path}: format {layout.get('format')!r}, expected {LAYOUT_FORMAT!r}")
-    return layout
-
-
-# ----------------------------------------------------------------------------------- server
-class ShardServer:
-    """One shard: an :class:`vbow.ImageIndex` opened memory-mapped, answering the scatter steps.
-
-    Created on a Dask worker as an actor (``client.submit(ShardServer, path, actor=True)``), or
-    in process. Every method takes and returns plain numpy arrays, lists and dicts.
-    """
-
-    def __init__(self, path: str | os.PathLike, mmap: bool = True) -> None:
-        from vbow.index import ImageIndex
-
-        self.path = os.fspath(path)
-        self.index = ImageIndex.load(path, mmap=mmap)
-        if self.index.config.idf_source != "vocabulary":
-            raise InvalidInputError(f"sharded search needs idf_source='vocabulary'; shard "
-                                    f"{self.path} uses {self.index.config.idf_source!r}")
-
-    def stats(self) -> dict[str, Any]:
-        """Live images and ``(n_words,) int64`` postings per word (over every segment, removed
-        images included, as the postings budget counts them)."""
-        with self.index.reading() as plan:
-            postings = plan.state.postings
-            lengths = np.zeros(postings.n_words, np.int64)
-            for seg in postings.segments:
-                lengths += np.diff(np.asarray(seg.word_offsets, np.int64))
-            return {"n_live": plan.state.n_live, "word_lengths": lengths,
-                    "pid": os.getpid()}
-
-    def candidates(self, words: np.ndarray, weights: np.ndarray, query_colour: np.ndarray,
-                   where: Any, pool_size: int, covers_all: bool, depth: int,
-                   extra: np.ndarray) -> dict[str, Any]:
-        """Score the (already budgeted) query words and return this shard's candidates.
-
-        Parameters
-        ----------
-        words, weights : np.ndarray
-            ``(m,) int32`` words and ``(m,) float32`` L2-normalised TF-IDF weights; read whole.
-        query_colour : np.ndarray
-            ``(n_bins,) float32`` the query's colour signature.
-        where : mapping, callable or None
-            Metadata filter.
-        pool_size : int
-            ``colour_candidates``: this shard's best images by words that may enter the pool.
-        covers_all : bool
-            The whole catalog fits the pool: return every live image as pool-eligible.
-        depth : int
-            Also return the best ``depth`` allowed images by words.
-        extra : np.ndarray
-            ``(e,) int64`` local ids to return as well (images given a re-ranking bonus).
-
-        Returns
-        -------
-        dict
-            ``sum``/``sumsq`` (float64 moments of the word scores over all slots), ``n_live``,
-            ``n_allowed``, and per candidate: ``ids`` (local, int64), ``bow`` (float32),
-            ``colour`` (float64), ``allowed`` (bool), ``eligible`` (bool: may enter the pool).
-        """
-        from vbow.search.fusion import select_pool
-
-        with self.index.reading() as plan:
-            state = plan.state
-            bow = state.postings.scores(np.asarray(words, np.int32), np.asarray(weights, np.float32),
-                                        state.idf, max_postings=None)
-            allowed = plan.allowed(where)
-            live = state.postings.alive
-            eligible_ids = np.flatnonzero(live) if covers_all else select_pool(bow, int(pool_size))
-            allowed_ids = np.flatnonzero(allowed)
-            if depth > 0 and allowed_ids.size > depth:
-                part = np.argpartition(-bow[allowed_ids], depth - 1)[:depth]
-                allowed_ids = allowed_ids[part]
-            ids = np.unique(np.concatenate([eligible_ids.astype(np.int64), allowed_ids.astype(np.int64),
-                                            np.asarray(extra, np.int64)]))
-            q = np.clip(np.rint(np.asarray(query_colour, np.float32) * 255), 0, 255).astype(np.float32)
-            colour = (state.catalog.colour[ids].astype(np.float32) @ q).astype(np.float64) / (255.0 * 255.0)
-            return {"sum": float(np.sum(bow, dtype=np.float64)), "sumsq": float(np.dot(bow, bow)),
-                    "n_live": int(np.count_nonzero(live)),
-                    "n_allowed": int(np.count_nonzero(allowed)), "ids": ids,
-                    "bow": bow[ids], "colour": colour, "allowed": allowed[ids],
-                    "eligible": np.isin(ids, eligible_ids)}
-
-    def verify(self, features: Any, assignments: np.ndarray, ids: np.ndarray) -> dict[int, Any]:
-        """Geometric verification of local images ``ids`` (:meth:`vbow.query.QueryPlan.verify`).
-
-        Returns ``{local id: Verification}`` for the images that verified."""
-        with self.index.reading() as plan:
-            matcher = QueryWords(np.asarray(assignments), max_fanout=plan.config.max_fanout)
-            return plan.verify(features, matcher, np.asarray(ids, np.int64))
-
-    def expansion_parts(self, ids: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Stored words ``(n_i,) int64`` and colour ``(n_bins,) uint8`` of local images."""
-        with self.index.reading() as plan:
-            return [(plan.state.store.get(int(d))[0], np.asarray(plan.state.catalog.colour[int(d)]))
-                    for d in np.asarray(ids, np.int64).tolist()]
-
-    def details(self, ids: np.ndarray, pairs: Mapping[int, np.ndarray]) -> list[dict[str, Any]]:
-        """Key, metadata and scale of local images, and the catalog keypoints ``(k, 2)`` of the
-        given inlier pairs (``{local id: (k,) int}`` catalog feature indices)."""
-        out = []
-        with self.index.reading() as plan:
-            catalog, store = plan.state.catalog, plan.state.store
-            for d in np.asarray(ids, np.int64).tolist():
-                item = {"key": catalog.key(d), "metadata": catalog.metadata(d),
-                        "scale": float(catalog.scale[d]),
-                        "size": tuple(int(x) for x in catalog.size[d])}
-                if d in pairs:
-                    _, kp = store.get(d)
-                    item["points"] = kp[np.asarray(pairs[d], np.int64), :2]
-                out.append(item)
-        return out
-
-    def add(self, images: Sequence[Any], keys: Sequence[str],
-            metadata: Sequence[Mapping[str, Any] | None] | None = None) -> dict[str, Any]:
-        """Index images on this shard (extraction runs here). Returns the AddReport as a dict."""
-        report = self.index.add(list(images), keys=list(keys), metadata=metadata, progress=False)
-        return {"added": list(report.added), "failed": [dataclasses.asdict(f) for f in report.failed]}
-
-    def remove(self, keys: Sequence[str]) -> int:
-        """Remove images by key (KeyError for an unknown one, nothing removed)."""
-        return self.index.remove(list(keys))
-
-    def save(self, path: str | os.PathLike | None = None) -> str:
-        """Save the shard (default: over its own bundle, atomically)."""
-        return os.fspath(self.index.save(self.path if path is None else path))
 
 
 # ----------------------------------------------------------------------------------- client

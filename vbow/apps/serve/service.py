@@ -66,18 +66,23 @@ def validate_key(key: str) -> str:
     return key
 
 
+def _json_object(text: str, problem: str, what: str, shape: str) -> dict[str, Any]:
+    """Parse a form field that must hold a JSON object; a :class:`Problem` ``problem`` if not."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise Problem(422, problem, f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise Problem(422, problem, f"{what} must be a JSON object{shape}; got "
+                      f"{type(value).__name__}")
+    return value
+
+
 def parse_filter(text: str | None) -> dict[str, Any] | None:
     """Parse the ``where`` form field: a JSON object ``{field: value or [values]}``."""
     if text is None or text.strip() == "":
         return None
-    try:
-        where = json.loads(text)
-    except ValueError as exc:
-        raise Problem(422, "invalid-filter", f"filter is not valid JSON: {exc}") from None
-    if not isinstance(where, dict):
-        raise Problem(422, "invalid-filter",
-                      f"filter must be a JSON object {{field: value or [values]}}; got "
-                      f"{type(where).__name__}")
+    where = _json_object(text, "invalid-filter", "filter", " {field: value or [values]}")
     for field, wanted in where.items():
         values = wanted if isinstance(wanted, list) else [wanted]
         bad = [v for v in values if isinstance(v, (dict, list))]
@@ -92,17 +97,11 @@ def parse_metadata(text: str | None) -> dict[str, Any]:
     """Parse the ``metadata`` form field of a PUT: a JSON object (default ``{}``)."""
     if text is None or text.strip() == "":
         return {}
-    if len(text.encode("utf-8")) > _MAX_METADATA_BYTES:
+    size = len(text.encode("utf-8"))
+    if size > _MAX_METADATA_BYTES:
         raise Problem(422, "invalid-metadata",
-                      f"metadata is {len(text.encode('utf-8'))} bytes; the limit is {_MAX_METADATA_BYTES}")
-    try:
-        meta = json.loads(text)
-    except ValueError as exc:
-        raise Problem(422, "invalid-metadata", f"metadata is not valid JSON: {exc}") from None
-    if not isinstance(meta, dict):
-        raise Problem(422, "invalid-metadata",
-                      f"metadata must be a JSON object; got {type(meta).__name__}")
-    return meta
+                      f"metadata is {size} bytes; the limit is {_MAX_METADATA_BYTES}")
+    return _json_object(text, "invalid-metadata", "metadata", "")
 
 
 class CatalogService:
