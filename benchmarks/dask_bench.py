@@ -145,7 +145,8 @@ def bench_build(args) -> None:
     ratio_workers = med("dask_1_worker") / med("dask_2_workers")
     overhead = med("dask_2_workers") / med("local_n_jobs_2") - 1.0
     command = "python3 benchmarks/dask_bench.py build" + (
-        f" --images {args.images} --batch-size {args.batch_size}" if args.images != 2000 else "")
+        f" --images {args.images} --batch-size {args.batch_size}" if args.images != 2000 else "") + (
+        f" --repeats {args.repeats}" if args.repeats != 1 else "")
     data = {"command": command, "machine": machine(),
             "images": len(entries), "batch_size": args.batch_size, "batches": n_batches,
             "training_images": args.training_images, "vocabulary_seconds": round(t_vocab, 2),
@@ -161,7 +162,7 @@ def bench_build(args) -> None:
     md = f"""# Distributed build throughput ({len(entries):,} real images)
 
 Command: `{command}`  
-Machine: {data['machine']} (shared with other engineers' jobs: the load average before each run is shown)
+Machine: {data['machine']} (the load average before each run is shown: 2 cores, so a load near 0 means an idle machine)
 
 {len(entries)} images (ukbench + product distractors), {n_batches} batches of {args.batch_size}; the
 vocabulary (the sift preset's 65,536 words{vocab_note}) is made once

@@ -79,3 +79,19 @@ def test_find_duplicates_rejects_unknown_keys(relisted):
     index, images, _, _ = relisted
     with pytest.raises(vbow.InvalidInputError):
         find_duplicates(index, {"NOT-A-KEY": next(iter(images.values()))})
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_crop_reads_as_a_crop_from_either_side(seed):
+    # whichever direction of the pair verified, the smaller image is the crop of the larger
+    from vbow.apps.edits import contains_at_unit_scale
+
+    src = make_catalog(1, 0, seed=20 + seed).products[0]
+    r = make_relisting(src, "crop", np.random.default_rng(seed))
+    # r.homography maps src pixels to crop pixels; its inverse maps the crop into src
+    assert contains_at_unit_scale(src.shape, r.image.shape, np.linalg.inv(r.homography))
+    assert not contains_at_unit_scale(r.image.shape, src.shape, r.homography)
+    assert classify_pair(r.image, src, r.homography).kind == "crop"
+    # a padded copy is shrunk onto its canvas: not read the other way round
+    p = make_relisting(src, "padding", np.random.default_rng(seed))
+    assert not contains_at_unit_scale(p.image.shape, src.shape, p.homography)

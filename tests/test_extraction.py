@@ -143,3 +143,20 @@ def test_has_features_flags_blank_images():
         res = EXTRACTOR(blank)
         assert not res.has_features and len(res.features) == 0
         assert res.features.descriptors.shape == (0, 128)
+
+
+def test_opencv_threads_are_restored_after_the_block():
+    import cv2
+
+    from vbow.describe.extraction import opencv_threads
+
+    before = cv2.getNumThreads()
+    with opencv_threads(1):
+        assert cv2.getNumThreads() == 1
+    assert cv2.getNumThreads() == before
+    try:
+        with opencv_threads(1):
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    assert cv2.getNumThreads() == before

@@ -216,7 +216,8 @@ def test_save_load_gives_identical_results(sift_index, sift_results, index_bundl
 
 def test_loaded_index_is_memory_mapped_read_only(index_bundle):
     loaded = vbow.ImageIndex.load(index_bundle, mmap=True)
-    seg = loaded._postings.segments[0]
+    with loaded.reading() as plan:
+        seg = plan.state.postings.segments[0]
     assert isinstance(seg.postings, np.memmap) and not seg.postings.flags.writeable
 
 
@@ -710,7 +711,9 @@ def test_fused_scores_agree_with_a_dense_recomputation(sift_index, catalog, monk
             pool = np.flatnonzero(bow > 0)
             pool = pool[np.argsort(-bow[pool], kind="stable")][:colour_candidates]
         qc = np.clip(np.rint(q.colour * 255), 0, 255).astype(np.float64)
-        c = sift_index._catalog.colour[pool].astype(np.float64) @ qc / 255.0 ** 2
+        with sift_index.reading() as plan:
+            stored_colour = plan.state.catalog.colour
+        c = stored_colour[pool].astype(np.float64) @ qc / 255.0 ** 2
         z_c = (c - c.mean()) / (c.std() + 1e-9)
         expected = z_b + cfg.colour_weight * z_c.min()
         expected[pool] = z_b[pool] + cfg.colour_weight * z_c

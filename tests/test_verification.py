@@ -292,3 +292,18 @@ def test_concurrent_verification_equals_serial():
     with ThreadPoolExecutor(8) as pool:
         parallel = list(pool.map(run_case, cases))
     assert all(same_verification(a, b) for a, b in zip(parallel, serial))
+
+
+
+@given(st.floats(0.3, 3), st.floats(-40, 40), st.floats(-100, 100), st.floats(-100, 100))
+def test_a_fit_onto_the_mirror_image_is_not_plausible(scale, angle, tx, ty):
+    # local features are not mirror-invariant: a fit that maps the catalog image onto its
+    # mirror image is a chance alignment, while the same fit unmirrored is a view
+    from vbow.verify.verification import _plausible
+
+    t = similarity(angle, scale, tx, ty)
+    flip = np.array([[-1, 0, 320], [0, 1, 0], [0, 0, 1]], np.float64)
+    assert _plausible(t, (320, 240))
+    assert not _plausible(t @ flip, (320, 240))
+    assert not _plausible(quad_homography([[70, 40], [410, 90], [380, 390], [60, 330]]) @ flip,
+                          (320, 320))

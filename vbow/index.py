@@ -3,9 +3,8 @@
 - describing images: :class:`vbow.describe.extraction.ImageDescriber`;
 - training: :mod:`vbow.vocab.training`;
 - checking a batch of inputs, keys and metadata before any change: :mod:`vbow.index_batches`;
-- the catalog (keys, metadata, per-image arrays, filters): :class:`vbow.search.catalog.Catalog`;
-- postings: :class:`vbow.search.inverted_index.InvertedIndex`; per-image words and geometry:
-  :class:`vbow.verify.keypoint_store.KeypointStore`;
+- what is indexed, changed in step: :class:`vbow.index_contents.IndexContents` (postings,
+  per-image words and geometry, and the catalog of keys, metadata and per-image arrays);
 - one search: :class:`vbow.query.QueryPlan`;
 - persistence: :mod:`vbow.persist.schema`.
 
@@ -31,20 +30,20 @@ import numpy as np
 from vbow.concurrency import ReadWriteLock
 from vbow.config import Config, get_config
 from vbow.describe.extraction import ImageDescriber, ImageDescription, extract_many
-from vbow.describe.features import FeatureExtractor, LocalFeatures
+from vbow.describe.features import FeatureExtractor
 from vbow.describe.image_input import ImageInput
 from vbow.errors import ImageError, InvalidInputError, NotFittedError, UnknownOptionError
-from vbow.index_batches import (StagedImages, as_list, error_name, log_batch_problems,
-                                new_entries, stage_quantised, without_descriptors)
+from vbow.index_batches import (BatchTally, StagedImages, as_list, error_name, keys_to_remove,
+                                log_batch_problems, new_entries, stage_in_batches,
+                                stage_quantised)
 from vbow.persist.schema import IndexParts, read_index, write_index
 from vbow.progress import Progress
 from vbow.query import QueryPlan, SearchState, check_shortlist, check_top_k
 from vbow.results import AddReport, ImageFailure, SearchResult
-from vbow.search.catalog import Catalog, Where
-from vbow.search.inverted_index import InvertedIndex
-from vbow.verify.keypoint_store import KeypointStore
-from vbow.search.embedding import signs_of
-from vbow.vocab.training import descriptors32, quantise_images, train_vocabulary, training_subset
+from vbow.index_contents import IndexContents
+from vbow.search.catalog import Where
+from vbow.vocab.training import (train_on_sample, train_vocabulary, training_subset,
+                                 words_and_signatures)
 from vbow.vocab.vocabulary import Vocabulary
 
 __all__ = ["ImageIndex", "BUILD_BATCH"]
@@ -89,14 +88,11 @@ class ImageIndex:
         self._clear()
 
     def _clear(self) -> None:
-        """Empty catalog: no postings before a vocabulary exists, empty ones after."""
-        self._postings: InvertedIndex | None = None
-        self._store: KeypointStore | None = None
+        """No contents before a vocabulary exists, empty ones after."""
+        self._contents: IndexContents | None = None
         if self.vocabulary is not None:
-            self._postings = InvertedIndex(self.vocabulary.n_words_, self.config.burstiness)
-            self._store = KeypointStore(self.vocabulary.n_words_)
-        self._catalog = Catalog(self.config.colour.n_bins)
-        self._idf: np.ndarray | None = None
+            self._contents = IndexContents.empty(self.vocabulary.n_words_, self.config.burstiness,
+                                                 self.config.colour.n_bins)
 
     # ------------------------------------------------------------------------------ inspection
     def __repr__(self) -> str:
@@ -104,7 +100,7 @@ class ImageIndex:
         return f"ImageIndex(method={self.config.method!r}, {state})"
 
     def __len__(self) -> int:
-        return 0 if self._postings is None else int(np.count_nonzero(self._postings.alive))
+        return 0 if self._contents is None else len(self._contents)
 
     @property
     def is_fitted(self) -> bool:
@@ -115,9 +111,7 @@ class ImageIndex:
     def keys(self) -> list[str]:
         """Keys of the indexed images, in index order."""
         with self._lock.read():
-            if self._postings is None:
-                return []
-            return [self._catalog.key(i) for i in np.flatnonzero(self._postings.alive).tolist()]
+            return [] if self._contents is None else self._contents.keys()
 
     def __contains__(self, key: object) -> bool:
         with self._lock.read():
@@ -126,7 +120,8 @@ class ImageIndex:
     def metadata(self, key: str) -> dict[str, Any]:
         """The metadata stored with ``key`` (KeyError if absent)."""
         with self._lock.read():
-            return self._catalog.metadata(self._key_map()[key])
+            slot = self._key_map()[key]
+            return self._contents.catalog.metadata(slot)
 
     @property
     def extractor(self) -> ImageDescriber:
@@ -137,7 +132,7 @@ class ImageIndex:
         """Sizes: ``images`` (live), ``slots`` (including removed ones, until saved),
         ``words`` (vocabulary size) and ``postings``."""
         with self._lock.read():
-            postings = self._postings
+            postings = None if self._contents is None else self._contents.postings
             return {"images": len(self), "slots": 0 if postings is None else postings.n_docs,
                     "words": 0 if self.vocabulary is None else int(self.vocabulary.n_words_),
                     "postings": 0 if postings is None else int(postings.n_postings)}
@@ -149,8 +144,7 @@ class ImageIndex:
         return self.vocabulary
 
     def _key_map(self) -> dict[str, int]:
-        alive = self._postings.alive if self._postings is not None else np.zeros(0, bool)
-        return self._catalog.key_map(alive)
+        return {} if self._contents is None else self._contents.key_map()
 
     # -------------------------------------------------------------------------------- training
     def describe(self, image: ImageInput, name: str | None = None) -> ImageDescription:
@@ -192,12 +186,9 @@ class ImageIndex:
             ``self``. Any previously indexed images are dropped (their words would be stale).
         """
         images = as_list(images)
-        chosen = training_subset(len(images), self.config)
-        feats = [r.features for r in self.describe_many([images[i] for i in chosen.tolist()],
-                                                        progress=progress,
-                                                        description="training features")
-                 if isinstance(r, ImageDescription)]
-        self._set_vocabulary(train_vocabulary(self.config, feats, progress=progress)[0])
+        self._set_vocabulary(train_on_sample(self.config, len(images), lambda chosen: self.describe_many(
+            [images[i] for i in chosen], progress=progress, description="training features"),
+            progress=progress).vocabulary)
         return self
 
     def fit_features(self, features: Sequence[ImageDescription], *,
@@ -260,66 +251,34 @@ class ImageIndex:
         keys_list, meta_json = new_entries(images, keys, metadata, existing={}, start=0)
         names = [error_name(im, k) for im, k in zip(images, keys_list)]
         n = len(images)
-        chosen = training_subset(n, self.config).tolist()
-        training = dict(zip(chosen, self.describe_many([images[i] for i in chosen],
-                                                       [names[i] for i in chosen], progress=progress,
-                                                       description="training features")))
-        good = [i for i in chosen if isinstance(training[i], ImageDescription)]
-        if not good:
-            raise InvalidInputError("no catalog image could be read; see the failures: " +
-                                    "; ".join(training[i].error for i in chosen[:5]))
-        vocabulary, words = train_vocabulary(self.config, [training[i].features for i in good],
-                                             progress=progress)
-        trained_words = dict(zip(good, words))
+        sample = train_on_sample(self.config, n, lambda chosen: self.describe_many(
+            [images[i] for i in chosen], [names[i] for i in chosen], progress=progress,
+            description="training features"), progress=progress)
+        vocabulary, training, known = sample.vocabulary, sample.described, sample.known
         self._set_vocabulary(vocabulary)
-        trained_sigs = {i: self._signatures(vocabulary, training[i].features, trained_words[i])
-                        for i in good}
-        for i in good:  # keep the sample as words and geometry only
-            training[i] = without_descriptors(training[i])
         rest = [i for i in range(n) if i not in training]
         described = iter(self.describe_many([images[i] for i in rest], [names[i] for i in rest],
                                             progress=progress, description="indexing"))
-        failed: list[ImageFailure] = []
-        added: list[str] = []
-        featureless: list[str] = []
-        pending: list[tuple[int, ImageDescription]] = []
-
-        def flush() -> None:
-            staged = StagedImages()
-            fresh = [f for i, f in pending if i not in trained_words]
-            fresh_words = iter(quantise_images(vocabulary, [f.features for f in fresh]))
-            for i, f in pending:
-                if i in trained_words:
-                    w, sig = trained_words.pop(i), trained_sigs.pop(i)
-                else:
-                    w = next(fresh_words)
-                    sig = self._signatures(vocabulary, f.features, w)
-                staged.stage(f, w, keys_list[i], meta_json[i], sig)
+        in_order = ((i, training.pop(i) if i in training else next(described)) for i in range(n))
+        tally, added = BatchTally(), []
+        for staged in stage_in_batches(in_order, keys_list, meta_json,
+                                       lambda feats: words_and_signatures(
+                                           vocabulary, [f.features for f in feats],
+                                           self.config.hamming_embedding),
+                                       known, BUILD_BATCH, tally):
             with self._lock.write():
-                self._append(staged)
+                self._contents.append(staged, vocabulary.idf_)
             added.extend(staged.keys)
-            pending.clear()
-
-        for i in range(n):
-            r = training.pop(i) if i in training else next(described)
-            if isinstance(r, ImageFailure):
-                failed.append(r)
-                continue
-            pending.append((i, r))
-            if not len(r.features):
-                featureless.append(keys_list[i])
-            if len(pending) >= BUILD_BATCH:
-                flush()
-        flush()
         with self._lock.write():
-            self._after_change()
-        log_batch_problems(failed, featureless)
-        return AddReport(tuple(added), tuple(failed), time.perf_counter() - t0, tuple(featureless))
+            self._contents.refresh_idf(self.config.idf_source)
+        log_batch_problems(tally.failed, tally.featureless)
+        return AddReport(tuple(added), tuple(tally.failed), time.perf_counter() - t0,
+                         tuple(tally.featureless))
 
     # -------------------------------------------------------------------------------- indexing
     def _check_batch(self, images: list, keys: Any, metadata: Any) -> tuple[list[str], list[str]]:
         with self._lock.read():
-            start = 0 if self._postings is None else self._postings.n_docs
+            start = 0 if self._contents is None else self._contents.n_slots
             return new_entries(images, keys, metadata, existing=self._key_map(), start=start)
 
     def add(self, images: Sequence[ImageInput] | ImageInput, keys: Sequence[str] | str | None = None,
@@ -385,20 +344,11 @@ class ImageIndex:
     def _append_described(self, vocabulary: Vocabulary, feats: list[ImageDescription],
                           keys: list[str], meta_json: list[str]) -> None:
         staged = StagedImages()
-        for f, w, k, m in zip(feats, quantise_images(vocabulary, [f.features for f in feats]),
-                              keys, meta_json):
-            staged.stage(f, w, k, m, self._signatures(vocabulary, f.features, w))
+        described = words_and_signatures(vocabulary, [f.features for f in feats],
+                                         self.config.hamming_embedding)
+        for f, (w, sig), k, m in zip(feats, described, keys, meta_json):
+            staged.stage(f, w, k, m, sig)
         self._commit(vocabulary, staged)
-
-    def _signatures(self, vocabulary: Vocabulary, features: LocalFeatures,
-                    words: np.ndarray) -> np.ndarray | None:
-        """``(n,) uint64`` Hamming-embedding signatures of an image's features for their words,
-        or None when ``config.hamming_embedding`` is off."""
-        if not self.config.hamming_embedding:
-            return None
-        if not len(features):
-            return np.zeros(0, np.uint64)
-        return vocabulary.signatures(descriptors32(features), np.asarray(words))
 
     def _commit(self, vocabulary: Vocabulary, staged: StagedImages) -> None:
         """Append staged images under the write lock, re-checking what may have changed."""
@@ -406,11 +356,9 @@ class ImageIndex:
             if self.vocabulary is not vocabulary:
                 raise InvalidInputError("the vocabulary was re-trained while these images were "
                                         "being described; add them again")
-            clash = [k for k in staged.keys if k in self._key_map()]
-            if clash:
-                raise InvalidInputError(f"key {clash[0]!r} is already indexed; remove() it first")
-            self._append(staged)
-            self._after_change()
+            self._contents.check_new_keys(staged.keys)
+            self._contents.append(staged, vocabulary.idf_)
+            self._contents.refresh_idf(self.config.idf_source)
 
     def add_quantised(self, words: Sequence[np.ndarray], keypoints: Sequence[np.ndarray],
                       colours: np.ndarray, image_sizes: np.ndarray, keys: Sequence[str], *,
@@ -447,36 +395,6 @@ class ImageIndex:
                                  n_bins=self.config.colour.n_bins)
         self._commit(vocabulary, staged)
 
-    def _append(self, staged: StagedImages) -> None:
-        """Append staged images (caller holds the write lock)."""
-        vocabulary = self._require_fitted()
-        if not len(staged):
-            return
-        counts = np.array([np.shape(w)[0] for w in staged.words], np.int64)
-        offsets = np.zeros(len(counts) + 1, np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        flat_w = np.concatenate([np.asarray(w).reshape(-1) for w in staged.words]).astype(np.int64)
-        flat_kp = np.concatenate([np.asarray(k, np.float32).reshape(-1, 4) for k in staged.keypoints])
-        flat_sig = np.concatenate(staged.signatures) if staged.signatures else None
-        self._store.add_flat(offsets, flat_w, flat_kp, flat_sig)  # validates before anything is added
-        self._postings.add_words(offsets, flat_w, vocabulary.idf_, embedding=signs_of(flat_sig))
-        self._catalog.append(staged.keys, staged.meta, np.stack(staged.colours),
-                             np.array(staged.scales, np.float32),
-                             np.array(staged.sizes, np.int32).reshape(-1, 2))
-
-    def _after_change(self) -> None:
-        """Bring derived state up to date after a change (caller holds the write lock): with
-        ``idf_source="database"`` the IDF is recomputed from the live images and the postings'
-        norms reweighted here, never during a search."""
-        self._idf = None
-        if self.config.idf_source == "database" and self._postings is not None:
-            n = max(len(self), 1)
-            df = self._postings.document_frequencies()
-            idf = np.log(n / np.maximum(df, 0.5)).astype(np.float32)
-            np.maximum(idf, 0, out=idf)
-            self._postings.reweight(idf)
-            self._idf = idf
-
     def extend(self, other: "ImageIndex") -> int:
         """Append another index's live images, in its order, after this index's images.
 
@@ -497,35 +415,19 @@ class ImageIndex:
         """
         vocabulary = self._require_fitted()
         theirs = other._require_fitted()
-        mine_a, theirs_a = vocabulary.to_arrays(), theirs.to_arrays()
-        if type(vocabulary) is not type(theirs) or mine_a.keys() != theirs_a.keys() or not all(
-                np.array_equal(mine_a[k], theirs_a[k]) for k in mine_a):
+        if not vocabulary.same_as(theirs):
             raise InvalidInputError(f"cannot extend: the other index has another vocabulary "
                                     f"({theirs.n_words_} words vs {vocabulary.n_words_} here, or "
                                     f"other centroids / IDF)")
         with other._lock.read():
-            if other._postings is None or len(other) == 0:
+            if len(other) == 0:
                 return 0
-            keep = np.asarray(other._postings.alive, dtype=bool)
-            ids = np.flatnonzero(keep)
-            src = other._catalog
-            keys = [src.key(i) for i in ids.tolist()]
-            meta = [src.metadata_json(i) for i in ids.tolist()]
-            colours = np.asarray(src.colour)[ids].astype(np.float32) / 255.0  # exact round trip
-            scales, sizes = np.asarray(src.scale)[ids], np.asarray(src.size)[ids]
-            store = KeypointStore(vocabulary.n_words_)
-            store.extend(other._store, keep)
-        flat = store.to_arrays()
+            live = other._contents.live_images()
         with self._lock.write():
-            clash = [k for k in keys if k in self._key_map()]
-            if clash:
-                raise InvalidInputError(f"key {clash[0]!r} is already indexed; remove() it first")
-            self._postings.add_words(flat["kp_offsets"], flat["kp_words"].astype(np.int64),
-                                     vocabulary.idf_, embedding=signs_of(flat.get("kp_signatures")))
-            self._store.extend(store)
-            self._catalog.append(keys, meta, colours, scales, sizes)
-            self._after_change()
-        return len(keys)
+            self._contents.check_new_keys(live.keys)
+            self._contents.append_live(live, vocabulary.idf_)
+            self._contents.refresh_idf(self.config.idf_source)
+        return len(live.keys)
 
     def remove(self, keys: Sequence[str] | str) -> int:
         """Remove images by key, all or nothing.
@@ -538,29 +440,23 @@ class ImageIndex:
         int
             Number of images removed.
         """
-        keys = [keys] if isinstance(keys, str) else list(keys)
-        if any(not isinstance(k, str) for k in keys):
-            bad = next(k for k in keys if not isinstance(k, str))
-            raise InvalidInputError(f"keys are str; got {type(bad).__name__} {bad!r:.80}")
-        unique = list(dict.fromkeys(keys))
+        unique = keys_to_remove(keys)
         with self._lock.write():
-            mapping = self._key_map()
-            missing = [k for k in unique if k not in mapping]
-            if missing:
-                raise KeyError(f"not in the index: {missing[0]!r}")
-            if not unique:
+            if self._contents is None:
+                if unique:
+                    raise KeyError(f"not in the index: {unique[0]!r}")
                 return 0
-            ids = np.array([mapping[k] for k in unique], dtype=np.int64)
-            self._postings.remove(ids)
-            self._catalog.forget(unique)
-            self._after_change()
-        return int(ids.size)
+            removed = self._contents.remove(unique)
+            if removed:
+                self._contents.refresh_idf(self.config.idf_source)
+        return removed
 
     # ------------------------------------------------------------------------------- searching
     def _state(self) -> SearchState:
         vocabulary = self._require_fitted()
-        idf = vocabulary.idf_ if self._idf is None else self._idf
-        return SearchState(self.config, vocabulary, self._postings, self._store, self._catalog, idf)
+        c = self._contents
+        idf = vocabulary.idf_ if c.database_idf is None else c.database_idf
+        return SearchState(self.config, vocabulary, c.postings, c.store, c.catalog, idf)
 
     @contextmanager
     def reading(self) -> Iterator[QueryPlan]:
@@ -669,14 +565,10 @@ class ImageIndex:
         """
         self._require_fitted()
         with self._lock.write():
-            state = self._state()
-            keep = state.postings.alive.copy()
-            if not keep.all():
-                state.postings.renumber(keep)
-                state.store.select(keep)
-                self._catalog.select(keep)
-            return write_index(path, IndexParts(self.config, state.vocabulary, state.postings,
-                                                state.store, self._catalog), len(self))
+            c = self._contents
+            c.compact()
+            return write_index(path, IndexParts(self.config, self.vocabulary, c.postings, c.store,
+                                                c.catalog), len(self))
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, mmap: bool = True,
@@ -703,7 +595,6 @@ class ImageIndex:
         parts = read_index(path, mmap=mmap, verify_checksums=verify_checksums)
         index = cls(parts.config)
         index.vocabulary = parts.vocabulary
-        index._idf = None
-        index._postings, index._store, index._catalog = parts.postings, parts.store, parts.catalog
-        index._after_change()
+        index._contents = IndexContents(parts.postings, parts.store, parts.catalog)
+        index._contents.refresh_idf(index.config.idf_source)
         return index

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -19,8 +19,9 @@ from vbow.errors import InvalidInputError
 from vbow.results import ImageFailure
 from vbow.search.catalog import encode_metadata
 
-__all__ = ["as_list", "new_entries", "default_key", "error_name", "log_batch_problems",
-           "StagedImages", "stage_quantised", "without_descriptors"]
+__all__ = ["as_list", "new_entries", "keys_to_remove", "default_key", "error_name", "log_batch_problems",
+           "StagedImages", "stage_quantised", "BatchTally",
+           "stage_in_batches"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,16 @@ def key_text(key: Any, position: int) -> str:
     except UnicodeEncodeError:
         raise InvalidInputError(f"key at position {position} is not valid UTF-8: {key!r:.80}") from None
     return key
+
+
+def keys_to_remove(keys: Sequence[str] | str) -> list[str]:
+    """Distinct keys to remove, in order (one str is one key); raises
+    :class:`vbow.errors.InvalidInputError` for a key that is not a str."""
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    bad = [k for k in keys if not isinstance(k, str)]
+    if bad:
+        raise InvalidInputError(f"keys are str; got {type(bad[0]).__name__} {bad[0]!r:.80}")
+    return list(dict.fromkeys(keys))
 
 
 def default_key(image: Any, number: int) -> str:
@@ -96,13 +107,6 @@ class StagedImages:
         self.sizes.append(tuple(feats.features.image_size))
         self.keys.append(key)
         self.meta.append(meta)
-
-
-def without_descriptors(feats: ImageDescription) -> ImageDescription:
-    """The same image with its descriptors dropped (what indexing needs once words are known)."""
-    f = feats.features
-    empty = np.zeros((0,) + f.descriptors.shape[1:], f.descriptors.dtype)
-    return dataclasses.replace(feats, features=dataclasses.replace(f, descriptors=empty))
 
 
 def new_entries(images: list, keys: Sequence[str] | str | None,
@@ -163,3 +167,67 @@ def stage_quantised(words: list, keypoints: list, colours: np.ndarray, image_siz
     staged.colours, staged.scales = list(colours), scl.tolist()
     staged.sizes, staged.keys, staged.meta = [tuple(s) for s in sizes.tolist()], keys_list, meta_json
     return staged
+
+
+#: Words ``(n_i,) int`` and Hamming-embedding signatures ``(n_i,) uint64`` (or None) of images.
+WordsAndSignatures = tuple[np.ndarray, "np.ndarray | None"]
+
+
+@dataclasses.dataclass
+class BatchTally:
+    """What a batched build saw: inputs that failed, and keys of images with no features."""
+
+    failed: list[ImageFailure] = dataclasses.field(default_factory=list)
+    featureless: list[str] = dataclasses.field(default_factory=list)
+
+
+def stage_in_batches(results: Iterable[tuple[int, ImageDescription | ImageFailure]],
+                     keys: Sequence[str], meta_json: Sequence[str],
+                     words_of: Callable[[list[ImageDescription]], list[WordsAndSignatures]],
+                     known: dict[int, WordsAndSignatures], batch_size: int,
+                     tally: BatchTally) -> Iterator[StagedImages]:
+    """Stage described images ``batch_size`` at a time, in input order.
+
+    Parameters
+    ----------
+    results : iterable of (int, ImageDescription or ImageFailure)
+        Input position and description (or failure) of each image, in input order.
+    keys, meta_json : sequence of str
+        Validated key and metadata JSON per input position.
+    words_of : callable
+        Quantises a batch of descriptions, returning their words and signatures.
+    known : dict
+        Words and signatures already computed (the training sample), by input position; an
+        entry is used once and then dropped.
+    batch_size : int
+        Images per staged batch (the last one may be smaller).
+    tally : BatchTally
+        Filled with failures and featureless keys as the images go by.
+
+    Yields
+    ------
+    StagedImages
+        One batch at a time, for the caller to append before the next is described.
+    """
+    pending: list[tuple[int, ImageDescription]] = []
+
+    def staged() -> StagedImages:
+        batch = StagedImages()
+        fresh = iter(words_of([f for i, f in pending if i not in known]))
+        for i, f in pending:
+            words, signatures = known.pop(i) if i in known else next(fresh)
+            batch.stage(f, words, keys[i], meta_json[i], signatures)
+        pending.clear()
+        return batch
+
+    for i, r in results:
+        if isinstance(r, ImageFailure):
+            tally.failed.append(r)
+            continue
+        pending.append((i, r))
+        if not len(r.features):
+            tally.featureless.append(keys[i])
+        if len(pending) >= batch_size:
+            yield staged()
+    if pending:
+        yield staged()

@@ -2,9 +2,8 @@
 
 The applications (decision, detect, duplicates) need each catalog image's size in original
 pixels, to draw its outline in a photo and to measure how much of it a match explains, and its
-stored keypoints, to find the part of it that a match leaves unexplained. ``ImageIndex`` has no
-public accessor for these yet, so this module is the one place that reads them; when the index
-grows public accessors (``image_size(key)``, ``stored_keypoints(key)``), only this module changes.
+stored keypoints, to find the part of it that a match leaves unexplained. They read them through
+the index's public read seam, :meth:`vbow.ImageIndex.reading`, under its read lock.
 """
 
 from __future__ import annotations
@@ -13,25 +12,19 @@ import numpy as np
 
 from vbow.errors import InvalidInputError
 from vbow.index import ImageIndex
+from vbow.query import SearchState
 
 __all__ = ["catalog_size", "catalog_keypoints"]
 
 
-def _doc(index: ImageIndex, key: str) -> int:
+def _slot(state: SearchState, key: str) -> int:
     if not isinstance(key, str):
         raise InvalidInputError(f"key must be a str, got {type(key).__name__}")
     try:
-        return int(index._key_map()[key])
+        return int(state.catalog.key_map(state.postings.alive)[key])
     except KeyError:
-        raise InvalidInputError(f"key {key!r} is not in the index ({len(index)} images)") from None
-
-
-def _per_image(index: ImageIndex) -> tuple[np.ndarray, np.ndarray]:
-    """``(n, 2)`` processed sizes and ``(n,)`` scales, wherever this version keeps them."""
-    catalog = getattr(index, "_catalog", None)
-    if catalog is not None:
-        return catalog.size, catalog.scale
-    return index._size, index._scale
+        n = int(np.count_nonzero(state.postings.alive))
+        raise InvalidInputError(f"key {key!r} is not in the index ({n} images)") from None
 
 
 def catalog_size(index: ImageIndex, key: str) -> tuple[float, float]:
@@ -49,14 +42,11 @@ def catalog_size(index: ImageIndex, key: str) -> tuple[float, float]:
     tuple of float
         Width and height, the pixels ``Match.transform`` and ``Match.inlier_points`` use.
     """
-    public = getattr(index, "image_size", None)
-    if callable(public):
-        w, h = public(key)
-        return float(w), float(h)
-    doc = _doc(index, key)
-    sizes, scales = _per_image(index)
-    w, h = (float(v) for v in np.asarray(sizes[doc]))
-    s = float(scales[doc])
+    with index.reading() as plan:
+        catalog = plan.state.catalog
+        slot = _slot(plan.state, key)
+        w, h = (float(v) for v in np.asarray(catalog.size[slot]))
+        s = float(catalog.scale[slot])
     return w * s, h * s
 
 
@@ -68,10 +58,8 @@ def catalog_keypoints(index: ImageIndex, key: str) -> np.ndarray:
     numpy.ndarray
         ``(n, 2) float32`` x, y in original pixels.
     """
-    public = getattr(index, "stored_keypoints", None)
-    if callable(public):
-        return np.asarray(public(key), np.float32)[:, :2]
-    doc = _doc(index, key)
-    _, kp = index._store.get(doc)
-    _, scales = _per_image(index)
-    return (np.asarray(kp[:, :2], np.float32) * np.float32(scales[doc])).astype(np.float32)
+    with index.reading() as plan:
+        slot = _slot(plan.state, key)
+        _, kp = plan.state.store.get(slot)
+        scale = np.float32(plan.state.catalog.scale[slot])
+    return (np.asarray(kp[:, :2], np.float32) * scale).astype(np.float32)

@@ -34,7 +34,8 @@ from vbow.errors import InvalidInputError
 from vbow.index import ImageIndex
 from vbow.apps.catalog_view import catalog_size
 from vbow.apps.decision import DecisionModel, match_evidence
-from vbow.apps.geometry import clipped_area, inside, outline
+from vbow.apps.geometry import (MAX_SCALE_DISTORTION, clipped_area, inside, outline,
+                                 scale_distortion)
 
 __all__ = ["Detection", "detect", "detect_features"]
 
@@ -107,9 +108,11 @@ def detect_features(index: ImageIndex, query: ImageDescription, *, max_objects: 
         for m in result.matches:
             if not m.verified or m.transform is None:
                 continue
-            poly = outline(m.transform, catalog_size(index, m.key))
-            if not np.all(np.isfinite(poly)):
-                continue
+            size = catalog_size(index, m.key)
+            poly = outline(m.transform, size)
+            if not np.all(np.isfinite(poly)) or \
+                    scale_distortion(m.transform, size) > MAX_SCALE_DISTORTION:
+                continue  # no flat product is seen like that: a look-alike part of another
             n_region = int(inside(xy[ids], poly).sum())
             # a product must hold its own features: a degenerate or tiny outline around a
             # handful of points would otherwise give an inlier ratio near 1
@@ -117,7 +120,7 @@ def detect_features(index: ImageIndex, query: ImageDescription, *, max_objects: 
                     min_area * photo_size[0] * photo_size[1]:
                 continue
             e = match_evidence(m, n_query_features=max(n_region, m.inliers),
-                               photo_size=photo_size, catalog_size=catalog_size(index, m.key))
+                               photo_size=photo_size, catalog_size=size)
             c = float(model.confidence(e.vector())[0])
             if best is None or c > best[0]:
                 best = (c, m, poly)

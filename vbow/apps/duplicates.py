@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -27,7 +28,8 @@ from vbow.index import ImageIndex
 from vbow.progress import Progress
 from vbow.apps.catalog_view import catalog_size
 from vbow.apps.decision import DecisionModel, decide
-from vbow.apps.edits import classify_pair
+from vbow.apps.edits import classify_pair, contains_at_unit_scale
+from vbow.apps.geometry import MAX_SCALE_DISTORTION, clipped_area, outline, scale_distortion
 
 __all__ = ["DuplicatePair", "DuplicateReport", "find_duplicates"]
 
@@ -141,8 +143,9 @@ def find_duplicates(index: ImageIndex, images: Mapping[str, Any], *, mirror: boo
     counterfeit_fraction : float, default 0.02
         Smallest unexplained share of the catalog image that flags a counterfeit.
     min_coverage : float, default 0.25
-        Smallest share of the matched image that the inliers' hull must cover: a shared brand
-        bar or badge verifies, but covers little of either image, and is no duplicate.
+        Smallest share of the matched image that the inliers' hull must cover (a shared brand
+        bar or badge verifies, but covers little of either image, and is no duplicate), and
+        smallest share of the querying image that the matched image's outline must cover.
 
     Returns
     -------
@@ -182,6 +185,13 @@ def find_duplicates(index: ImageIndex, images: Mapping[str, Any], *, mirror: boo
                                catalog_size_of=lambda k: catalog_size(index, k), model=model)
                     if not d.accepted or d.evidence.catalog_coverage < min_coverage:
                         continue
+                    # the other listing must show it large too: a whole catalog image mapped
+                    # into a sliver of this one is a degenerate fit, not a copy
+                    size = catalog_size(index, m.key)
+                    shown = clipped_area(outline(m.transform, size), w * q.scale, h * q.scale)
+                    if shown < min_coverage * (w * q.scale) * (h * q.scale) or \
+                            scale_distortion(m.transform, size) > MAX_SCALE_DISTORTION:
+                        continue
                     t = np.asarray(m.transform, np.float64)
                     if flipped:  # map b into the unflipped listing
                         t = np.array([[-1, 0, img.shape[1]], [0, 1, 0], [0, 0, 1]], float) @ t
@@ -195,6 +205,9 @@ def find_duplicates(index: ImageIndex, images: Mapping[str, Any], *, mirror: boo
             bar.update()
     pairs = []
     for p in best.values():
+        if p.kind != "mirror" and contains_at_unit_scale(load(p.a).shape, load(p.b).shape,
+                                                         p.transform):
+            p = dataclasses.replace(p, a=p.b, b=p.a, transform=np.linalg.inv(p.transform))
         kind = classify_pair(load(p.a), load(p.b), p.transform, mirrored=p.kind == "mirror")
         counterfeit = (kind.kind == "counterfeit"
                        or (kind.kind not in ("same_product", "text", "watermark")

@@ -23,7 +23,7 @@ from typing import Final
 import cv2
 import numpy as np
 
-__all__ = ["PAIR_KINDS", "PairKind", "classify_pair"]
+__all__ = ["PAIR_KINDS", "PairKind", "classify_pair", "contains_at_unit_scale"]
 
 #: Every kind :func:`classify_pair` returns.
 PAIR_KINDS: Final[tuple[str, ...]] = ("exact", "crop", "resize", "recompress", "watermark", "text",
@@ -90,6 +90,35 @@ def _largest_blob(mask: np.ndarray) -> tuple[tuple[int, int, int, int] | None, f
     x, y, w, h, area = (int(v) for v in stats[k])
     fill = float(mask[y:y + h, x:x + w].mean())
     return (x, y, x + w, y + h), area / float(mask.size), fill
+
+
+def contains_at_unit_scale(a_shape: tuple[int, ...], b_shape: tuple[int, ...],
+                           transform: np.ndarray) -> bool:
+    """True when catalog image ``b`` lies wholly inside image ``a`` at its own scale.
+
+    Then the pair is read the other way round: ``b`` is a crop of ``a``, not ``a`` a padded
+    copy of ``b`` (a padded copy is shrunk onto its new canvas, see :func:`classify_pair`).
+    Without this, which of two verified directions of one pair wins would decide the kind.
+
+    Parameters
+    ----------
+    a_shape, b_shape : tuple of int
+        ``(h, w, ...)`` shapes of the two images.
+    transform : numpy.ndarray
+        ``(3, 3)`` float map from ``b`` pixels to ``a`` pixels.
+    """
+    t = np.asarray(transform, np.float64)
+    t = t / t[2, 2]
+    sx, sy, rot, persp = _similarity_parts(t)
+    hb, wb = b_shape[:2]
+    ha, wa = a_shape[:2]
+    if not (abs(sx - 1) < 0.01 and abs(sy - 1) < 0.01 and min(abs(rot), abs(abs(rot) - 180)) < 1.5
+            and persp < 2e-4 * 320.0 / max(wb, hb)):
+        return False
+    corners = np.array([[0, 0, 1], [wb, 0, 1], [wb, hb, 1], [0, hb, 1]], np.float64) @ t.T
+    corners = corners[:, :2] / corners[:, 2:3]
+    inside = bool(np.all((corners >= -2) & (corners <= [wa + 2, ha + 2])))
+    return inside and (ha, wa) != (hb, wb)
 
 
 def classify_pair(a: np.ndarray, b: np.ndarray, transform: np.ndarray, *,

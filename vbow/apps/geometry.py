@@ -9,7 +9,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["outline", "hull_area", "polygon_area", "clipped_area", "polygon_iou", "inside"]
+__all__ = ["outline", "hull_area", "polygon_area", "clipped_area", "polygon_iou", "inside",
+           "scale_distortion", "MAX_SCALE_DISTORTION"]
+
+#: Largest :func:`scale_distortion` of a plausible view of a flat product: 16 is a far edge
+#: 2.5 times as far from the camera as the near one. Fits between a product and a look-alike
+#: part of another one reach 40 and more; true views on synthetic shelves stay below 1.3.
+MAX_SCALE_DISTORTION = 16.0
 
 
 def outline(transform: np.ndarray, size: tuple[float, float]) -> np.ndarray:
@@ -35,6 +41,35 @@ def outline(transform: np.ndarray, size: tuple[float, float]) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(np.abs(z) > 1e-12, p[:, :2] / z, np.nan)
     return out
+
+
+def scale_distortion(transform: np.ndarray, size: tuple[float, float]) -> float:
+    """How unevenly a homography scales the catalog image: the largest over the smallest
+    local area scale at its four corners (1 for an affine map, ``inf`` when degenerate).
+
+    Parameters
+    ----------
+    transform : numpy.ndarray
+        ``(3, 3)`` float homography, catalog pixels to photo pixels.
+    size : tuple of float
+        ``(width, height)`` of the catalog image.
+
+    Returns
+    -------
+    float
+        ``>= 1``; the local area scale of a homography ``H`` at ``p`` is
+        ``|det H| / (h3 · p)^3``.
+    """
+    t = np.asarray(transform, np.float64)
+    if not np.all(np.isfinite(t)) or t[2, 2] == 0:
+        return float("inf")
+    t = t / t[2, 2]
+    w, h = float(size[0]), float(size[1])
+    depth = np.array([[0, 0, 1], [w, 0, 1], [w, h, 1], [0, h, 1]], np.float64) @ t[2]
+    local = np.abs(np.linalg.det(t) / depth ** 3)
+    if not np.all(np.isfinite(local)) or local.min() <= 0 or np.any(depth <= 0):
+        return float("inf")
+    return float(local.max() / local.min())
 
 
 def polygon_area(poly: np.ndarray) -> float:

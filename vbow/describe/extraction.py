@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
+import dataclasses
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -30,7 +32,8 @@ from vbow.describe.image_sources import (is_binary_stream, is_pil_image, pil_sou
 from vbow.progress import Progress
 from vbow.results import ImageFailure
 
-__all__ = ["ImageDescription", "ImageDescriber", "extract_many", "upscale_min_side"]
+__all__ = ["ImageDescription", "ImageDescriber", "extract_many", "upscale_min_side",
+           "without_descriptors", "opencv_threads"]
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +160,13 @@ def upscale_min_side(image: np.ndarray, min_side: int) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_CUBIC)
 
 
+def without_descriptors(feats: ImageDescription) -> ImageDescription:
+    """The same image with its descriptors dropped (what indexing needs once words are known)."""
+    f = feats.features
+    empty = np.zeros((0,) + f.descriptors.shape[1:], f.descriptors.dtype)
+    return dataclasses.replace(feats, features=dataclasses.replace(f, descriptors=empty))
+
+
 def _work_chunk(extractor: ImageDescriber, sources: Sequence[ImageInput],
                 names: Sequence[str]) -> list[ImageDescription | ImageFailure]:
     out: list[ImageDescription | ImageFailure] = []
@@ -170,6 +180,32 @@ def _work_chunk(extractor: ImageDescriber, sources: Sequence[ImageInput],
             out.append(ImageFailure(name, f"{name}: unexpected {type(exc).__name__}: {exc}",
                                     type(exc).__name__))
     return out
+
+
+def _work_chunk_on_one_thread(extractor: ImageDescriber, sources: Sequence[ImageInput],
+                              names: Sequence[str]) -> list[ImageDescription | ImageFailure]:
+    """:func:`_work_chunk` in a worker process that is one of ``n_jobs``: OpenCV's own thread
+    pool is set to one thread there (for the life of that worker process), so that the
+    processes, not OpenCV's threads inside each of them, share the cores."""
+    cv2.setNumThreads(1)
+    return _work_chunk(extractor, sources, names)
+
+
+@contextmanager
+def opencv_threads(n: int) -> Iterator[None]:
+    """Run the block with OpenCV's thread pool at ``n`` threads, and restore it after.
+
+    For a process that is itself one unit of parallelism, such as a single-threaded Dask
+    worker: left at its default, OpenCV spreads each image's SIFT over every core, and workers
+    on one machine contend for them. Process-wide: other threads' OpenCV calls in this process
+    run on ``n`` threads too while the block runs.
+    """
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(int(n))
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
 
 
 def resolve_jobs(n_jobs: int) -> int:
@@ -218,6 +254,7 @@ def extract_many(extractor: ImageDescriber, sources: Sequence[ImageInput], *, n_
         from joblib import Parallel, delayed
 
         parallel = Parallel(n_jobs=jobs, return_as="generator", pre_dispatch="2*n_jobs")
-        for results in parallel(delayed(_work_chunk)(extractor, src, lab) for src, lab in chunks):
+        for results in parallel(delayed(_work_chunk_on_one_thread)(extractor, src, lab)
+                                for src, lab in chunks):
             bar.update(len(results))
             yield from results

@@ -16,6 +16,7 @@ equal because a batch's content depends only on its entries and the vocabulary.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -178,11 +179,17 @@ def build_segment(work_dir: str, batch: int, entries: Sequence[CatalogEntry],
         index.config = dataclasses.replace(index.config, n_jobs=int(n_jobs))
     from threadpoolctl import threadpool_limits
 
+    from vbow.describe.extraction import opencv_threads
+
     # One BLAS thread for quantisation wherever the segment is built: the nearest-word search is
     # a matrix product, and a different thread count can round a near-tie the other way (seen
     # on real images: 1 descriptor in ~20,000 got another word between a 2-thread client and a
     # single-threaded Dask worker), so pinning it makes local and Dask segments identical.
-    with threadpool_limits(limits=1):
+    # With n_jobs=1 this process is the unit of parallelism (a single-threaded Dask worker):
+    # OpenCV runs on one thread too, so that workers sharing a machine do not contend.
+    # Extraction processes (n_jobs > 1) set that themselves.
+    threads = opencv_threads(1) if n_jobs == 1 else contextlib.nullcontext()
+    with threadpool_limits(limits=1), threads:
         report = index.add([e.path for e in entries], keys=[e.key for e in entries],
                            metadata=[dict(e.metadata) for e in entries], progress=False)
     worker = f"{os.uname().nodename}:{os.getpid()}"

@@ -191,8 +191,8 @@ def _plausible(transform: np.ndarray, db_size: tuple[int, int]) -> bool:
     pts = homog[:, :2] / homog[:, 2:3]
     edges = np.roll(pts, -1, axis=0) - pts
     cross = edges[:, 0] * np.roll(edges, -1, axis=0)[:, 1] - edges[:, 1] * np.roll(edges, -1, axis=0)[:, 0]
-    if not (np.all(cross > 0) or np.all(cross < 0)):
-        return False  # not convex, or twisted
+    if not np.all(cross > 0):
+        return False  # not convex, twisted, or mirrored (local features are not mirror-invariant)
     area_ratio = abs(0.5 * np.sum(pts[:, 0] * np.roll(pts[:, 1], -1) - np.roll(pts[:, 0], -1) * pts[:, 1])) / max(w * h, 1)
     return 1e-4 < area_ratio < 1e4
 

@@ -7,13 +7,15 @@ of training is bounded whatever the catalog's size.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from typing import Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from vbow.config import Config
+from vbow.describe.extraction import ImageDescription, without_descriptors
 from vbow.describe.features import LocalFeatures
 from vbow.errors import InvalidInputError
 from vbow.vocab.hamming_vocabulary import HammingVocabulary
@@ -21,7 +23,8 @@ from vbow.vocab.kmeans_vocabulary import KMeansVocabulary
 from vbow.vocab.vocabulary import Vocabulary
 
 __all__ = ["make_vocabulary", "training_subset", "train_vocabulary", "quantise_images",
-           "descriptors32"]
+           "descriptors32", "feature_signatures", "words_and_signatures", "TrainedSample",
+           "train_on_sample"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +105,25 @@ def quantise_images(vocabulary: Vocabulary, features: Sequence[LocalFeatures]) -
     return out
 
 
+def feature_signatures(vocabulary: Vocabulary, features: LocalFeatures, words: np.ndarray,
+                       hamming_embedding: bool) -> np.ndarray | None:
+    """``(n,) uint64`` Hamming-embedding signatures of an image's features for their ``(n,)``
+    words, or None when ``hamming_embedding`` is off."""
+    if not hamming_embedding:
+        return None
+    if not len(features):
+        return np.zeros(0, np.uint64)
+    return vocabulary.signatures(descriptors32(features), np.asarray(words))
+
+
+def words_and_signatures(vocabulary: Vocabulary, features: Sequence[LocalFeatures],
+                         hamming_embedding: bool) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Per image, its ``(n_i,) int32`` words (:func:`quantise_images`) and its signatures
+    (:func:`feature_signatures`)."""
+    return [(w, feature_signatures(vocabulary, f, w, hamming_embedding))
+            for f, w in zip(features, quantise_images(vocabulary, features))]
+
+
 def train_vocabulary(config: Config, features: Sequence[LocalFeatures], *,
                      progress: bool | None = None) -> tuple[Vocabulary, list[np.ndarray]]:
     """Learn the word tree and its IDF from training images' features.
@@ -139,3 +161,61 @@ def train_vocabulary(config: Config, features: Sequence[LocalFeatures], *,
     words = quantise_images(vocabulary, features)
     vocabulary.fit_idf(words)
     return vocabulary, words
+
+
+@dataclasses.dataclass
+class TrainedSample:
+    """A vocabulary trained on a sample of a catalog, and what the sample's images became.
+
+    Attributes
+    ----------
+    vocabulary : Vocabulary
+    described : dict
+        Input position → the sample image's :class:`ImageDescription` with its descriptors
+        dropped (words and geometry are all that indexing needs now), or its failure.
+    known : dict
+        Input position → ``(words, signatures)`` of each readable sample image, as
+        :func:`words_and_signatures` gives them.
+    """
+
+    vocabulary: Vocabulary
+    described: dict
+    known: dict
+
+
+def train_on_sample(config: Config, n_images: int,
+                    describe: Callable[[list[int]], Iterable[object]], *,
+                    progress: bool | None = None) -> TrainedSample:
+    """Describe the seeded training sample of a catalog of ``n_images`` images and train on it.
+
+    Parameters
+    ----------
+    config : Config
+        The index's settings (sample size, vocabulary, ``hamming_embedding``).
+    n_images : int
+        Catalog size.
+    describe : callable
+        Describes the images at the given input positions, in order, yielding an
+        :class:`ImageDescription` or a failure (any other object) for each.
+    progress : bool or None
+        Progress of the training (None: when stderr is a terminal).
+
+    Raises
+    ------
+    InvalidInputError
+        No image of the sample could be read (the first failures are named).
+    """
+    chosen = training_subset(n_images, config).tolist()
+    described = dict(zip(chosen, describe(chosen)))
+    good = [i for i in chosen if isinstance(described[i], ImageDescription)]
+    if not good:
+        raise InvalidInputError("no catalog image could be read; see the failures: " +
+                                "; ".join(str(getattr(described[i], "error", described[i]))
+                                          for i in chosen[:5]))
+    vocabulary, words = train_vocabulary(config, [described[i].features for i in good],
+                                         progress=progress)
+    known = {i: (w, feature_signatures(vocabulary, described[i].features, w,
+                                       config.hamming_embedding)) for i, w in zip(good, words)}
+    for i in good:
+        described[i] = without_descriptors(described[i])
+    return TrainedSample(vocabulary, described, known)

@@ -427,6 +427,13 @@ class Vocabulary:
         w0, w1 = int(self.cell_offsets_[cell]), int(self.cell_offsets_[cell + 1])
         return self._distances(x, self.words_[w0:w1])
 
+    def same_as(self, other: "Vocabulary") -> bool:
+        """True when ``other`` is the same kind of vocabulary with equal learned arrays (words,
+        IDF and Hamming-embedding state alike), so that their word ids and weights agree."""
+        mine, theirs = self.to_arrays(), other.to_arrays()
+        return type(self) is type(other) and mine.keys() == theirs.keys() and all(
+            np.array_equal(mine[k], theirs[k]) for k in mine)
+
     # ---------------------------------------------------------------------------- persistence
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The learned state as plain arrays (for bundles)."""
