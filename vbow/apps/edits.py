@@ -23,6 +23,8 @@ from typing import Final
 import cv2
 import numpy as np
 
+from vbow.apps.geometry import outline
+
 __all__ = ["PAIR_KINDS", "PairKind", "classify_pair", "contains_at_unit_scale"]
 
 #: Every kind :func:`classify_pair` returns.
@@ -111,14 +113,24 @@ def contains_at_unit_scale(a_shape: tuple[int, ...], b_shape: tuple[int, ...],
     t = t / t[2, 2]
     sx, sy, rot, persp = _similarity_parts(t)
     hb, wb = b_shape[:2]
-    ha, wa = a_shape[:2]
-    if not (abs(sx - 1) < 0.01 and abs(sy - 1) < 0.01 and min(abs(rot), abs(abs(rot) - 180)) < 1.5
-            and persp < 2e-4 * 320.0 / max(wb, hb)):
+    if not (_near_similarity(sx, sy, rot, persp, (wb, hb)) and abs(sx - 1) < 0.01
+            and abs(sy - 1) < 0.01):
         return False
-    corners = np.array([[0, 0, 1], [wb, 0, 1], [wb, hb, 1], [0, hb, 1]], np.float64) @ t.T
-    corners = corners[:, :2] / corners[:, 2:3]
-    inside = bool(np.all((corners >= -2) & (corners <= [wa + 2, ha + 2])))
-    return inside and (ha, wa) != (hb, wb)
+    return _b_inside_a(t, a_shape, (wb, hb)) and tuple(a_shape[:2]) != (hb, wb)
+
+
+def _near_similarity(sx: float, sy: float, rot: float, persp: float,
+                     b_size: tuple[int, int]) -> bool:
+    """Equal scales, a multiple of 180° and next to no perspective: the same photo, edited."""
+    return (persp < 2e-4 * 320.0 / max(b_size) and abs(sx / sy - 1) < 0.03
+            and min(abs(rot), abs(abs(rot) - 180)) < 1.5)
+
+
+def _b_inside_a(t: np.ndarray, a_shape: tuple[int, ...], b_size: tuple[int, int]) -> bool:
+    """Every corner of ``b`` (``(w, h)``) maps inside ``a`` (2 px slack)."""
+    ha, wa = a_shape[:2]
+    corners = outline(t, b_size)
+    return bool(np.all((corners >= -2) & (corners <= [wa + 2, ha + 2])))
 
 
 def classify_pair(a: np.ndarray, b: np.ndarray, transform: np.ndarray, *,
@@ -146,9 +158,7 @@ def classify_pair(a: np.ndarray, b: np.ndarray, transform: np.ndarray, *,
     if mirrored:
         flip = np.array([[-1, 0, wa], [0, 1, 0], [0, 0, 1]], np.float64)
         sx, sy, rot, persp = _similarity_parts(flip @ t)
-    near_similarity = (persp < 2e-4 * 320.0 / max(wb, hb) and abs(sx / sy - 1) < 0.03
-                       and min(abs(rot), abs(abs(rot) - 180)) < 1.5)
-    if not near_similarity:
+    if not _near_similarity(sx, sy, rot, persp, (wb, hb)):
         return PairKind("same_product", None, 0.0)
 
     # compare in b's frame: warp a back onto b, at most _MAX_SIDE px
@@ -162,9 +172,8 @@ def classify_pair(a: np.ndarray, b: np.ndarray, transform: np.ndarray, *,
                                 flags=cv2.INTER_NEAREST) > 0
     b_small = cv2.resize(b, size, interpolation=cv2.INTER_AREA) if k < 1 else b
     covered = float(cover.mean())
-    corners_b = np.array([[0, 0, 1], [wb, 0, 1], [wb, hb, 1], [0, hb, 1]], np.float64) @ t.T
-    corners_b = corners_b[:, :2] / corners_b[:, 2:3]
-    inside_a = bool(np.all((corners_b >= -2) & (corners_b <= [wa + 2, ha + 2])))
+    corners_b = outline(t, (wb, hb))
+    inside_a = _b_inside_a(t, a.shape, (wb, hb))
     identity = (abs(sx - 1) < 0.01 and abs(sy - 1) < 0.01 and np.abs(t[:2, 2]).max() < 1.5
                 and (ha, wa) == (hb, wb))
 
