@@ -9,6 +9,7 @@ Modules
 ``segments``        the work directory's layout, and the task that builds one segment
 ``build``           :func:`build_index`: train once, build missing segments (locally or on Dask), merge
 ``shard_layout``    splitting a saved index into shards by key hash (``shards.json``)
+``allocator``       keep glibc from unmapping each query's large arrays (Dask workers' setting)
 ``shard_server``    one shard answering the scatter steps (a Dask actor or in process)
 ``shards``          sharded search: shards on Dask workers, global fusion and merge
 """

@@ -189,20 +189,20 @@ class ShardedIndex:
                 waiting[s] = value
             else:
                 done[s] = value  # an in-process server answered directly
-        while waiting:  # poll, so one slow shard does not eat the others' time
-            for s in [s for s, f in waiting.items() if f.done()]:
-                try:
-                    done[s] = waiting.pop(s).result()
-                except Exception as exc:  # dead worker, or an error on the shard
-                    logger.warning("shard %d failed in %s: %s", s, method, exc)
-                    missing.append(s)
-            if waiting and time.monotonic() >= deadline:
-                for s in waiting:
+        for s, future in waiting.items():  # one deadline for all: block, do not poll
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 and not future.done():
+                logger.warning("shard %d did not answer %s within %.1fs", s, method, timeout)
+                missing.append(s)
+                continue
+            try:
+                done[s] = future.result(timeout=max(remaining, 1e-3))
+            except Exception as exc:  # a timeout, a dead worker, or an error on the shard
+                if not future.done():
                     logger.warning("shard %d did not answer %s within %.1fs", s, method, timeout)
-                missing.extend(waiting)
-                break
-            if waiting:
-                time.sleep(0.0005)
+                else:
+                    logger.warning("shard %d failed in %s: %s", s, method, exc)
+                missing.append(s)
         return done, sorted(missing)
 
     def refresh(self) -> list[int]:
