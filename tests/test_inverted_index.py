@@ -272,3 +272,61 @@ def test_scoring_never_touches_opencv(monkeypatch):
     np.testing.assert_allclose(index.scores(q_words, w, idf), want, rtol=1e-4, atol=1e-6)
     monkeypatch.setattr(inv, "_SPARSE_MIN_POSTINGS", 1)  # the scipy path too
     np.testing.assert_allclose(index.scores(q_words, w, idf), want, rtol=1e-4, atol=1e-6)
+
+
+def _random_images(rng, n_docs, n_words):
+    counts = rng.integers(0, 12, n_docs)
+    offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)
+    words = rng.integers(0, n_words, int(offsets[-1]))
+    return offsets, words
+
+
+@given(seed=st.integers(0, 2**32 - 1), n_words=st.integers(1, 30), with_he=st.booleans(),
+       n_batches=st.integers(1, 3))
+def test_append_documents_equals_adding_the_kept_images_directly(seed, n_words, with_he, n_batches):
+    """Differential: copying kept documents' postings (with their signatures) from a segmented,
+    partly removed index equals add_words of exactly those images into a fresh index."""
+    rng = np.random.default_rng(seed)
+    idf = rng.uniform(0.1, 3, n_words).astype(np.float32)
+    source = InvertedIndex(n_words)
+    images = []
+    for _ in range(n_batches):
+        offsets, words = _random_images(rng, int(rng.integers(0, 8)), n_words)
+        emb = np.where(rng.random((words.size, 64)) < 0.5, -1.0, 1.0).astype(np.float32) if with_he else None
+        source.add_words(offsets, words, idf, embedding=emb)
+        images += [(words[offsets[i]:offsets[i + 1]], None if emb is None else emb[offsets[i]:offsets[i + 1]])
+                   for i in range(offsets.size - 1)]
+    if source.n_docs:
+        source.remove(np.flatnonzero(rng.random(source.n_docs) < 0.3))
+    keep = source.alive & (rng.random(source.n_docs) < 0.7)
+    target = InvertedIndex(n_words)
+    head_offsets, head_words = _random_images(rng, 2, n_words)  # the target already holds images
+    head_emb = np.ones((head_words.size, 64), np.float32) if with_he else None
+    target.add_words(head_offsets, head_words, idf, embedding=head_emb)
+    expected = InvertedIndex(n_words)
+    expected.add_words(head_offsets, head_words, idf, embedding=head_emb)
+    kept = [images[i] for i in np.flatnonzero(keep)]
+    if kept:
+        offsets = np.r_[0, np.cumsum([w.size for w, _ in kept])].astype(np.int64)
+        words = np.concatenate([w for w, _ in kept])
+        emb = np.concatenate([e for _, e in kept]) if with_he else None
+        expected.add_words(offsets, words, idf, embedding=emb)
+    new_ids = target.append_documents(source, keep, idf)
+    np.testing.assert_array_equal(new_ids, np.arange(2, 2 + len(kept)))
+    got, want = target.to_arrays(), expected.to_arrays()
+    assert set(got) == set(want)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+def test_append_documents_refuses_removed_documents_and_other_vocabularies():
+    idf = np.ones(5, np.float32)
+    source = InvertedIndex(5)
+    source.add_words(np.array([0, 2, 3]), np.array([1, 2, 4]), idf)
+    source.remove(np.array([0]))
+    with pytest.raises(InvalidInputError):
+        InvertedIndex(5).append_documents(source, np.array([True, True]), idf)
+    with pytest.raises(InvalidInputError):
+        InvertedIndex(6).append_documents(source, np.array([False, True]), idf)
+    with pytest.raises(InvalidInputError):
+        InvertedIndex(5).append_documents(source, np.array([True]), idf)

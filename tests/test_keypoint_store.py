@@ -162,35 +162,19 @@ def test_storage_is_eight_bytes_per_feature_with_a_64k_vocabulary():
     assert math.isclose(MAX_COORD, 65535 / 16)
 
 
-def test_signatures_follow_their_features_through_extend_select_and_arrays():
+def test_per_feature_signatures_of_older_bundles_load_and_are_ignored():
     rng = np.random.default_rng(3)
     counts = [3, 0, 5, 2]
     offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)
     f = int(offsets[-1])
     kp = np.c_[rng.random((f, 2)) * 300, rng.uniform(1, 30, f), rng.random(f) * 360].astype(np.float32)
-    words = rng.integers(0, 50, f)
-    sig = rng.integers(0, 2**63, f, dtype=np.uint64)
     store = KeypointStore(50)
-    store.add_flat(offsets, words, kp, sig)
-    store.add_flat(offsets, words, kp, sig[::-1].copy())
-    assert store.has_signatures
-    for i, c in enumerate(counts):
-        np.testing.assert_array_equal(store.signatures_of(i), sig[offsets[i]:offsets[i + 1]])
-        np.testing.assert_array_equal(store.signatures_of(4 + i), sig[::-1][offsets[i]:offsets[i + 1]])
-    keep = np.array([True, False, True, False, False, True, True, True])
-    other = KeypointStore(50)
-    other.extend(store, keep)
-    again = KeypointStore.from_arrays(50, other.to_arrays())
-    ids = np.flatnonzero(keep)
-    for j, i in enumerate(ids.tolist()):
-        np.testing.assert_array_equal(again.signatures_of(j), store.signatures_of(i))
-    store.select(keep)
-    for j, i in enumerate(ids.tolist()):
-        np.testing.assert_array_equal(store.signatures_of(j), again.signatures_of(j))
-    with pytest.raises(InvalidInputError):
-        store.add_flat(offsets, words, kp)  # mixing plain batches into a store with signatures
-    plain = KeypointStore(50)
-    plain.add_flat(offsets, words, kp)
-    assert "kp_signatures" not in plain.to_arrays()
-    with pytest.raises(InvalidInputError):
-        plain.signatures_of(0)
+    store.add_flat(offsets, rng.integers(0, 50, f), kp)
+    arrays = store.to_arrays()
+    assert set(arrays) == {"kp_offsets", "kp_words", "kp_xy", "kp_log_scale", "kp_angle"}
+    older = dict(arrays, kp_signatures=rng.integers(0, 2**63, f, dtype=np.uint64))
+    again = KeypointStore.from_arrays(50, older)
+    assert set(again.to_arrays()) == set(arrays)
+    for i in range(len(counts)):
+        for x, y in zip(again.get(i), store.get(i)):
+            np.testing.assert_array_equal(x, y)

@@ -422,7 +422,7 @@ class ImageIndex:
         with other._lock.read():
             if len(other) == 0:
                 return 0
-            live = other._contents.live_images()
+            live = other._contents.live_images(theirs.idf_)
         with self._lock.write():
             self._contents.check_new_keys(live.keys)
             self._contents.append_live(live, vocabulary.idf_)

@@ -32,7 +32,9 @@ class LiveImages:
     """A copy of an index's live images, in index order, ready to append to another index.
 
     ``colours`` is ``(n, n_bins) float32`` in [0, 1] (the stored uint8 histograms / 255, which
-    round-trips exactly); ``scales`` ``(n,) float32``; ``sizes`` ``(n, 2) int32``.
+    round-trips exactly); ``scales`` ``(n,) float32``; ``sizes`` ``(n, 2) int32``; ``postings``
+    holds just these images, numbered ``0 .. n - 1`` (with their Hamming-embedding signatures,
+    which only the postings keep).
     """
 
     keys: list[str]
@@ -41,6 +43,7 @@ class LiveImages:
     scales: np.ndarray
     sizes: np.ndarray
     store: KeypointStore
+    postings: InvertedIndex
 
 
 class IndexContents:
@@ -92,17 +95,19 @@ class IndexContents:
         if clash:
             raise InvalidInputError(f"key {clash[0]!r} is already indexed; remove() it first")
 
-    def live_images(self) -> LiveImages:
+    def live_images(self, idf: np.ndarray) -> LiveImages:
         """A copy of the live images (see :class:`LiveImages`), for another index's
-        :meth:`append_live`."""
+        :meth:`append_live`; ``idf`` (``(n_words,) float32``) weights the copied postings' norms."""
         keep = np.asarray(self.postings.alive, dtype=bool)
         ids = np.flatnonzero(keep).tolist()
         src = self.catalog
         store = KeypointStore(self.store.n_words)
         store.extend(self.store, keep)
+        postings = InvertedIndex(self.postings.n_words, self.postings.burstiness)
+        postings.append_documents(self.postings, keep, idf)
         return LiveImages([src.key(i) for i in ids], [src.metadata_json(i) for i in ids],
                           np.asarray(src.colour)[ids].astype(np.float32) / 255.0,
-                          np.asarray(src.scale)[ids], np.asarray(src.size)[ids], store)
+                          np.asarray(src.scale)[ids], np.asarray(src.size)[ids], store, postings)
 
     # ------------------------------------------------------------------------------- changes
     def append(self, staged: StagedImages, idf: np.ndarray) -> None:
@@ -119,18 +124,16 @@ class IndexContents:
         flat_w = np.concatenate([np.asarray(w).reshape(-1) for w in staged.words]).astype(np.int64)
         flat_kp = np.concatenate([np.asarray(k, np.float32).reshape(-1, 4) for k in staged.keypoints])
         flat_sig = np.concatenate(staged.signatures) if staged.signatures else None
-        self.store.add_flat(offsets, flat_w, flat_kp, flat_sig)
+        self.store.add_flat(offsets, flat_w, flat_kp)
         self.postings.add_words(offsets, flat_w, idf, embedding=signs_of(flat_sig))
         self.catalog.append(staged.keys, staged.meta, np.stack(staged.colours),
                             np.array(staged.scales, np.float32),
                             np.array(staged.sizes, np.int32).reshape(-1, 2))
 
     def append_live(self, live: LiveImages, idf: np.ndarray) -> None:
-        """Append another index's live images (same vocabulary; keys already checked); the
-        postings are rebuilt from their words, so the result equals adding them directly."""
-        flat = live.store.to_arrays()
-        self.postings.add_words(flat["kp_offsets"], flat["kp_words"].astype(np.int64), idf,
-                                embedding=signs_of(flat.get("kp_signatures")))
+        """Append another index's live images (same vocabulary; keys already checked); their
+        postings are copied, so the result equals adding them directly."""
+        self.postings.append_documents(live.postings, live.postings.alive, idf)
         self.store.extend(live.store)
         self.catalog.append(live.keys, live.metadata_json, live.colours, live.scales, live.sizes)
 

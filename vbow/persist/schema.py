@@ -9,8 +9,9 @@ Array names: ``vocab_*`` (the vocabulary, :meth:`Vocabulary.to_arrays`), ``posti
 catalog's ``keys_blob``, ``keys_offsets``, ``meta_blob``, ``meta_offsets``, ``colour``,
 ``scale``, ``image_size`` (:meth:`Catalog.to_arrays`). Hamming embedding adds, when present,
 ``vocab_he_projection`` and ``vocab_he_thresholds`` (every vocabulary trained since), and with
-``Config.hamming_embedding`` ``postings_signatures`` and ``kp_signatures``; each is listed in the
-manifest's arrays like the others, and bundles without them load as before.
+``Config.hamming_embedding`` ``postings_signatures``; each is listed in the manifest's arrays like
+the others, and bundles without them load as before. (Bundles of an earlier release also hold
+``kp_signatures``, one per feature; they load, and that array is ignored.)
 """
 
 from __future__ import annotations

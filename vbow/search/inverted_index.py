@@ -188,6 +188,64 @@ class InvertedIndex:
                      signatures)
         return np.arange(start, start + n, dtype=np.int64)
 
+    def append_documents(self, other: "InvertedIndex", keep: np.ndarray, idf: np.ndarray) -> np.ndarray:
+        """Append the documents of another inverted file where ``keep`` is True, in order.
+
+        The postings (counts and, with Hamming embedding, signatures) are copied, not rebuilt,
+        so the result equals adding those documents here directly. Norms are recomputed with
+        ``idf``.
+
+        Parameters
+        ----------
+        other : InvertedIndex
+            Same vocabulary size and burstiness.
+        keep : np.ndarray
+            ``(other.n_docs,) bool``; documents removed from ``other`` must not be kept.
+        idf : np.ndarray
+            ``(n_words,) float32`` IDF for the new documents' norms.
+
+        Returns
+        -------
+        np.ndarray
+            ``(n,) int64`` the new documents' ids.
+        """
+        keep = np.asarray(keep, dtype=bool)
+        if other.n_words != self.n_words or other.burstiness != self.burstiness:
+            raise InvalidInputError("the other inverted file has another vocabulary size or burstiness")
+        if keep.shape != (other.n_docs,):
+            raise InvalidInputError(f"keep must be ({other.n_docs},) bool; got {keep.shape}")
+        if np.any(keep & ~other.alive):
+            raise InvalidInputError("removed documents cannot be appended")
+        n = int(keep.sum())
+        if n == 0:
+            return np.zeros(0, np.int64)
+        if self.n_docs + n > MAX_DOCS:
+            raise InvalidInputError(f"an index holds at most {MAX_DOCS} images")
+        start = self.n_docs
+        new_id = np.cumsum(keep, dtype=np.int64) - 1
+        words, docs, codes, sigs = [], [], [], []
+        for seg in other.segments:  # segments cover ascending document ranges
+            d = seg.docs.astype(np.int64)
+            mask = keep[d]
+            words.append(seg.word_of_posting()[mask])
+            docs.append(new_id[d[mask]])
+            codes.append(seg.postings[mask] & TF_MASK)
+            if other.has_signatures:
+                sigs.append(np.asarray(seg.signatures)[mask])
+        if words:
+            w, d, c = np.concatenate(words), np.concatenate(docs), np.concatenate(codes)
+        else:
+            w, d, c = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint32)
+        order = np.argsort(w, kind="stable")  # stable: documents stay ascending within a word
+        w, d, c = w[order], d[order], c[order]
+        postings = ((d + start).astype(np.uint32) << np.uint32(TF_BITS)) | c.astype(np.uint32)
+        signatures = None
+        if other.has_signatures:
+            signatures = np.concatenate(sigs)[order] if sigs else np.zeros(0, np.uint64)
+        self._append(start, n, np.bincount(w, minlength=self.n_words), postings, w, d, idf,
+                     signatures)
+        return np.arange(start, start + n, dtype=np.int64)
+
     def _check_batch(self, offsets: np.ndarray, words: np.ndarray) -> int:
         """Validate a CSR batch (``(n + 1,) int64`` offsets into ``(m,)`` word ids) that is to be
         appended; returns its number of documents ``n``."""

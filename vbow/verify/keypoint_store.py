@@ -10,9 +10,10 @@ no descriptor matching. Features are stored CSR by image, in compact fixed-point
 * ``log_scale``: ``uint8``, ``round(16 * (log2(size) + 2))`` (sizes 0.25 .. ~16,000 px);
 * ``angle``: ``uint8``, 256 steps per turn.
 
-That is 8 bytes per feature with a 64k vocabulary. With Hamming embedding
-(``Config.hamming_embedding``) each feature also keeps its 64-bit signature (``signatures``,
-``uint64``, 8 more bytes), so an index can be rebuilt or extended from the store alone.
+That is 8 bytes per feature with a 64k vocabulary. Hamming-embedding signatures are not kept
+here: verification does not need them, and the postings keep one per (image, word), which is
+what extending another index copies. Bundles written while the store also kept them
+(``kp_signatures``) load, and that array is ignored.
 """
 
 from __future__ import annotations
@@ -71,12 +72,11 @@ class _Block:
     xy: np.ndarray
     log_scale: np.ndarray
     angle: np.ndarray
-    signatures: np.ndarray | None = None   # (F,) uint64, or None without Hamming embedding
 
     def take(self, mask: np.ndarray, offsets: np.ndarray) -> "_Block":
         """The features where ``mask`` is True, with new local ``offsets``."""
         return _Block(offsets, self.words[mask], self.xy[mask], self.log_scale[mask],
-                      self.angle[mask], None if self.signatures is None else self.signatures[mask])
+                      self.angle[mask])
 
 
 class KeypointStore:
@@ -94,8 +94,6 @@ class KeypointStore:
         self._blocks: list[_Block] = []
         self._block_starts: list[int] = []
         self.n_images = 0
-        #: whether features carry Hamming-embedding signatures (None until the first batch)
-        self.has_signatures: bool | None = None
 
     def add(self, words: list[np.ndarray], keypoints: list[np.ndarray]) -> None:
         """Append images: one ``(n_i,)`` word array and one ``(n_i, 4) float32`` keypoint array each."""
@@ -108,8 +106,7 @@ class KeypointStore:
         flat_w = np.concatenate(words) if words else np.zeros(0, np.int64)
         self.add_flat(offsets_from_counts(counts), flat_w, flat_kp)
 
-    def add_flat(self, offsets: np.ndarray, words: np.ndarray, keypoints: np.ndarray,
-                 signatures: np.ndarray | None = None) -> None:
+    def add_flat(self, offsets: np.ndarray, words: np.ndarray, keypoints: np.ndarray) -> None:
         """Append images given as one CSR batch.
 
         Parameters
@@ -120,9 +117,6 @@ class KeypointStore:
             ``(F,) int`` word id per feature.
         keypoints : np.ndarray
             ``(F, 4) float32`` geometry per feature (x, y, size, angle°).
-        signatures : np.ndarray, optional
-            ``(F,) uint64`` Hamming-embedding signature per feature; every batch has them or
-            none does.
         """
         offsets = np.asarray(offsets, dtype=np.int64)
         n_feat = int(offsets[-1]) if offsets.size else -1
@@ -132,29 +126,14 @@ class KeypointStore:
         if keypoints.size and float(keypoints[:, :2].max()) > MAX_COORD:
             raise InvalidInputError(f"keypoint coordinates above {MAX_COORD:.0f} px cannot be stored;"
                                     f" lower max_side")
-        if signatures is not None:
-            signatures = np.asarray(signatures)
-            if signatures.shape != (n_feat,) or signatures.dtype != np.uint64:
-                raise InvalidInputError(f"signatures must be ({n_feat},) uint64; got "
-                                        f"{signatures.shape} {signatures.dtype}")
-        self._check_signature_kind(signatures is not None)
         xy, log_scale, angle = encode_geometry(keypoints)
         self._blocks.append(_Block(offsets - offsets[0], words.astype(self.word_dtype),
-                                   xy, log_scale, angle, signatures))
+                                   xy, log_scale, angle))
         self._block_starts.append(self.n_images)
         self.n_images += int(offsets.shape[0] - 1)
         if len(self._blocks) > 64:
             self._blocks = [self._merged()]
             self._block_starts = [0]
-
-    def _check_signature_kind(self, with_signatures: bool) -> None:
-        if self.has_signatures is None or self.n_images == 0:
-            self.has_signatures = with_signatures
-        elif self.has_signatures != with_signatures:
-            raise InvalidInputError(
-                "this store's features " + ("carry" if self.has_signatures else "have no") +
-                " Hamming-embedding signatures; images " + ("with" if with_signatures else
-                                                            "without") + " them cannot be added")
 
     def extend(self, other: "KeypointStore", keep: np.ndarray | None = None) -> None:
         """Append another store's images as stored (no re-encoding of the geometry).
@@ -182,9 +161,8 @@ class KeypointStore:
         n = int(block.offsets.shape[0] - 1)
         if n == 0:
             return
-        self._check_signature_kind(block.signatures is not None)
         self._blocks.append(_Block(block.offsets - block.offsets[0], block.words, block.xy,
-                                   block.log_scale, block.angle, block.signatures))
+                                   block.log_scale, block.angle))
         self._block_starts.append(self.n_images)
         self.n_images += n
         if len(self._blocks) > 64:
@@ -199,19 +177,7 @@ class KeypointStore:
                       np.concatenate([b.words for b in self._blocks]),
                       np.concatenate([b.xy for b in self._blocks]),
                       np.concatenate([b.log_scale for b in self._blocks]),
-                      np.concatenate([b.angle for b in self._blocks]),
-                      np.concatenate([b.signatures for b in self._blocks])
-                      if self.has_signatures else None)
-
-    def signatures_of(self, image_id: int) -> np.ndarray:
-        """``(n,) uint64`` Hamming-embedding signatures of one image's features."""
-        if not self.has_signatures:
-            raise InvalidInputError("this store's features carry no Hamming-embedding signatures")
-        if not 0 <= image_id < self.n_images:
-            raise InvalidInputError(f"image id {image_id} out of range 0..{self.n_images - 1}")
-        b = int(np.searchsorted(self._block_starts, image_id, side="right")) - 1
-        block, local = self._blocks[b], image_id - self._block_starts[b]
-        return block.signatures[int(block.offsets[local]):int(block.offsets[local + 1])]
+                      np.concatenate([b.angle for b in self._blocks]))
 
     def get(self, image_id: int) -> tuple[np.ndarray, np.ndarray]:
         """Words ``(n,) int64`` and keypoints ``(n, 4) float32`` of one image."""
@@ -241,8 +207,6 @@ class KeypointStore:
             np.zeros(0, np.uint8), np.zeros(0, np.uint8))
         out = {"kp_offsets": block.offsets, "kp_words": block.words, "kp_xy": block.xy,
                "kp_log_scale": block.log_scale, "kp_angle": block.angle}
-        if self.has_signatures:
-            out["kp_signatures"] = block.signatures
         return out
 
     def bundle_arrays(self) -> dict[str, object]:
@@ -256,9 +220,7 @@ class KeypointStore:
                 "kp_words": LazyArray.concatenate([b.words for b in self._blocks]),
                 "kp_xy": LazyArray.concatenate([b.xy for b in self._blocks]),
                 "kp_log_scale": LazyArray.concatenate([b.log_scale for b in self._blocks]),
-                "kp_angle": LazyArray.concatenate([b.angle for b in self._blocks]),
-                **({"kp_signatures": LazyArray.concatenate([b.signatures for b in self._blocks])}
-                   if self.has_signatures else {})}
+                "kp_angle": LazyArray.concatenate([b.angle for b in self._blocks])}
 
     @classmethod
     def from_arrays(cls, n_words: int, arrays: dict[str, np.ndarray]) -> "KeypointStore":
@@ -270,11 +232,6 @@ class KeypointStore:
         if int(block.offsets[-1]) != n_feat or block.xy.shape != (n_feat, 2) or \
                 block.log_scale.shape != (n_feat,) or block.angle.shape != (n_feat,):
             raise InvalidInputError("keypoint arrays are inconsistent with each other")
-        if "kp_signatures" in arrays:
-            block.signatures = np.asarray(arrays["kp_signatures"])
-            if block.signatures.shape != (n_feat,) or block.signatures.dtype != np.uint64:
-                raise InvalidInputError("keypoint signatures are inconsistent with the keypoints")
-        store.has_signatures = block.signatures is not None
         store._blocks = [block]
         store._block_starts = [0]
         store.n_images = int(block.offsets.shape[0] - 1)
