@@ -16,7 +16,10 @@ Used by ``benchmarks/scale_bench.py`` and ``benchmarks/edge_bench.py``.
    frequent word, so document frequencies keep their real (Zipf-like) skew, while two synthetic
    images made from one real image share only about ``1/band`` of their words. About
    ``resample`` of each image's features are re-drawn (with replacement, from the same image),
-   which resamples the term counts.
+   which resamples the term counts. Each feature keeps its source feature's Hamming-embedding
+   signature (computed for the source word), so an index with ``hamming_embedding=True`` can be
+   built too: where the word was remapped, that signature is unrelated to the new word's
+   query signatures, as an unrelated image's would be.
 
 The real catalog images themselves are indexed first, unmodified, so real query images have
 their true matches inside every synthetic catalog.
@@ -36,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import vbow  # noqa: E402
-from vbow.vocab.training import quantise_images  # noqa: E402
+from vbow.vocab.training import feature_signatures, quantise_images  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ class RealStats:
     keys: list[str]
     groups: list[str]
     vocab_bundle: Path
+    signatures: np.ndarray  # (F,) uint64 Hamming-embedding signature per feature, for its word
 
     @property
     def n_images(self) -> int:
@@ -111,21 +115,31 @@ def real_stats(preset: str = "sift", *, progress: bool | None = None, **override
     folder = CACHE / tag
     stats_file = folder / "real_stats.npz"
     bundle = folder / "vocab.vbow"
-    if not stats_file.exists() or not (bundle / "manifest.json").exists():
+    with_signatures = False
+    if stats_file.exists():
+        with np.load(stats_file, allow_pickle=False) as z:
+            with_signatures = "signatures" in z.files
+    if not with_signatures or not (bundle / "manifest.json").exists():
         folder.mkdir(parents=True, exist_ok=True)
         paths, keys, groups = catalog_paths()
         t = time.perf_counter()
         feats, _ = cached_features(paths, config, n_jobs=1, progress=progress)
         logger.info("features: %.1fs", time.perf_counter() - t)
         good = [i for i, f in enumerate(feats) if f is not None]
-        index = vbow.ImageIndex(config).fit_features([feats[i] for i in good])
+        if (bundle / "manifest.json").exists():  # a cache from before signatures: same vocabulary
+            index = vbow.ImageIndex.load(bundle, mmap=False)
+        else:
+            index = vbow.ImageIndex(config).fit_features([feats[i] for i in good])
+            index.save(bundle)
         logger.info("vocabulary: %d words, %.1fs", index.vocabulary.n_words_, time.perf_counter() - t)
         words = quantise_images(index.vocabulary, [feats[i].features for i in good])
-        index.save(bundle)
+        signatures = [feature_signatures(index.vocabulary, feats[i].features, w, True)
+                      for i, w in zip(good, words)]
         counts = np.array([w.shape[0] for w in words], np.int64)
         offsets = np.zeros(len(words) + 1, np.int64)
         np.cumsum(counts, out=offsets[1:])
         np.savez(stats_file, offsets=offsets, words=np.concatenate(words).astype(np.int32),
+                 signatures=np.concatenate(signatures).astype(np.uint64),
                  keypoints=np.concatenate([feats[i].features.keypoints for i in good]).astype(np.float32),
                  colours=np.stack([feats[i].colour for i in good]).astype(np.float32),
                  sizes=np.array([feats[i].features.image_size for i in good], np.int32),
@@ -133,7 +147,8 @@ def real_stats(preset: str = "sift", *, progress: bool | None = None, **override
                  keys=np.array([keys[i] for i in good]), groups=np.array([groups[i] for i in good]))
     with np.load(stats_file, allow_pickle=False) as z:
         return RealStats(z["offsets"], z["words"], z["keypoints"], z["colours"], z["sizes"],
-                         z["scales"], z["keys"].tolist(), z["groups"].tolist(), bundle)
+                         z["scales"], z["keys"].tolist(), z["groups"].tolist(), bundle,
+                         z["signatures"])
 
 
 class SyntheticCatalog:
@@ -200,7 +215,8 @@ class SyntheticCatalog:
         colours = st.colours[src]
         return {"words": np.split(words, offsets[1:-1]), "keypoints": np.split(kp, offsets[1:-1]),
                 "colours": colours, "image_sizes": st.sizes[src], "scales": st.scales[src],
-                "keys": [f"synthetic/{i}" for i in range(start, stop)]}
+                "keys": [f"synthetic/{i}" for i in range(start, stop)],
+                "signatures": np.split(st.signatures[feat], offsets[1:-1])}
 
 
 def real_batch(stats: RealStats) -> dict:
@@ -208,7 +224,7 @@ def real_batch(stats: RealStats) -> dict:
     cut = stats.offsets[1:-1]
     return {"words": np.split(stats.words, cut), "keypoints": np.split(stats.keypoints, cut),
             "colours": stats.colours, "image_sizes": stats.sizes, "scales": stats.scales,
-            "keys": list(stats.keys)}
+            "keys": list(stats.keys), "signatures": np.split(stats.signatures, cut)}
 
 
 if __name__ == "__main__":

@@ -71,9 +71,58 @@ def test_extending_equals_adding_directly(he_pair, catalog, tmp_path):
             {m.key: round(m.bow_score, 5) for m in b.matches}
 
 
-def test_add_quantised_refuses_hamming_embedding(he_pair):
+def test_add_quantised_with_signatures_equals_adding_the_features(he_pair, catalog):
+    """Differential: words and signatures computed outside the index, given to add_quantised,
+    index the same postings as add_features."""
+    from vbow.vocab.training import words_and_signatures
+
     he, _ = he_pair
+    feats = [he.describe(p) for p in catalog.products]
+    pairs = words_and_signatures(he.vocabulary, [f.features for f in feats], True)
+    quantised = vbow.ImageIndex("sift", hamming_embedding=True, **SIFT_SETTINGS)
+    quantised.vocabulary = he.vocabulary
+    quantised._clear()
+    quantised.add_quantised([w for w, _ in pairs], [f.features.keypoints for f in feats],
+                            np.stack([f.colour for f in feats]),
+                            np.array([f.features.image_size for f in feats]), catalog.names,
+                            scales=np.array([f.scale for f in feats], np.float32),
+                            signatures=[s for _, s in pairs])
+    for photo in catalog.photos[:8]:
+        q = he.describe(photo.image)
+        a = he.search_features(q, N_PRODUCTS, rerank=False)
+        b = quantised.search_features(q, N_PRODUCTS, rerank=False)
+        assert {m.key: round(m.bow_score, 5) for m in a.matches} == \
+            {m.key: round(m.bow_score, 5) for m in b.matches}
+
+
+def test_add_quantised_checks_signatures(he_pair):
+    he, plain = he_pair
+    args = ([np.zeros(2, np.int64)], [np.zeros((2, 4), np.float32)],
+            np.zeros((1, he.config.colour.n_bins), np.float32), np.array([[10, 10]]), ["x"])
+    with pytest.raises(InvalidInputError, match="signatures"):
+        he.add_quantised(*args)  # Hamming embedding needs them
+    with pytest.raises(InvalidInputError, match="signatures"):
+        he.add_quantised(*args, signatures=[np.zeros(3, np.uint64)])  # one per feature
+    with pytest.raises(InvalidInputError, match="signatures"):
+        he.add_quantised(*args, signatures=[np.zeros(2, np.int64)])  # uint64
     with pytest.raises(InvalidInputError, match="hamming_embedding"):
-        he.add_quantised([np.zeros(1, np.int64)], [np.zeros((1, 4), np.float32)],
-                         np.zeros((1, he.config.colour.n_bins), np.float32), np.array([[10, 10]]),
-                         ["x"])
+        plain.add_quantised(*args, signatures=[np.zeros(2, np.uint64)])
+    assert "x" not in he.keys and "x" not in plain.keys
+
+
+def test_a_saved_empty_index_takes_signed_postings(he_pair, catalog, tmp_path):
+    """An empty bundle (the vocabulary only) opened with hamming_embedding=True indexes with
+    signatures, as a fresh index does."""
+    he, _ = he_pair
+    empty = vbow.ImageIndex("sift", **SIFT_SETTINGS)
+    empty.vocabulary = he.vocabulary
+    empty._clear()
+    loaded = vbow.ImageIndex.load(empty.save(tmp_path / "empty.vbow"), mmap=False)
+    loaded.config = he.config
+    feats = [he.describe(p) for p in catalog.products]
+    loaded.add_features(feats, catalog.names)
+    q = he.describe(catalog.photos[0].image)
+    a = he.search_features(q, N_PRODUCTS, rerank=False)
+    b = loaded.search_features(q, N_PRODUCTS, rerank=False)
+    assert {m.key: round(m.bow_score, 5) for m in a.matches} == \
+        {m.key: round(m.bow_score, 5) for m in b.matches}

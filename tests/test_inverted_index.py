@@ -330,3 +330,23 @@ def test_append_documents_refuses_removed_documents_and_other_vocabularies():
         InvertedIndex(6).append_documents(source, np.array([False, True]), idf)
     with pytest.raises(InvalidInputError):
         InvertedIndex(5).append_documents(source, np.array([True]), idf)
+
+
+@given(seed=st.integers(0, 2**32 - 1), n_words=st.integers(1, 6), n_docs=st.integers(0, 12))
+def test_signature_majority_equals_summing_their_signs(seed, n_words, n_docs):
+    """Differential: postings signatures from per-feature uint64 signatures (bit majority, runs
+    of one copied) equal the signs of the summed +-1 rows (few words: many repeats, ties)."""
+    from vbow.search.embedding import signs_of
+
+    rng = np.random.default_rng(seed)
+    offsets, words = _random_images(rng, n_docs, n_words)
+    sig = rng.integers(0, 2**63, words.size, dtype=np.uint64) | \
+        (rng.integers(0, 2, words.size, dtype=np.uint64) << np.uint64(63))
+    idf = np.ones(n_words, np.float32)
+    a, b = InvertedIndex(n_words), InvertedIndex(n_words)
+    a.add_words(offsets, words, idf, signatures=sig)
+    b.add_words(offsets, words, idf, embedding=signs_of(sig))
+    for name, want in b.to_arrays().items():
+        np.testing.assert_array_equal(a.to_arrays()[name], want, err_msg=name)
+    with pytest.raises(InvalidInputError):
+        InvertedIndex(n_words).add_words(offsets, words, idf, signatures=sig.astype(np.int64))

@@ -363,7 +363,8 @@ class ImageIndex:
     def add_quantised(self, words: Sequence[np.ndarray], keypoints: Sequence[np.ndarray],
                       colours: np.ndarray, image_sizes: np.ndarray, keys: Sequence[str], *,
                       scales: np.ndarray | None = None,
-                      metadata: Sequence[Mapping[str, Any] | None] | None = None) -> None:
+                      metadata: Sequence[Mapping[str, Any] | None] | None = None,
+                      signatures: Sequence[np.ndarray] | None = None) -> None:
         """Index images given directly as visual words and keypoint geometry.
 
         For pipelines that quantise elsewhere, and for benchmarks that synthesise catalogs.
@@ -383,16 +384,24 @@ class ImageIndex:
         scales : np.ndarray, optional
             ``(n,) float32`` original pixels per processed pixel (default 1).
         metadata : sequence of dict, optional
+        signatures : sequence of np.ndarray, optional
+            ``(n_i,) uint64`` Hamming-embedding signature per feature, per image
+            (:meth:`vbow.vocab.vocabulary.Vocabulary.signatures` of its descriptors for its
+            words); required when ``config.hamming_embedding`` is on, refused otherwise.
         """
         vocabulary = self._require_fitted()
-        if self.config.hamming_embedding:
-            raise InvalidInputError("add_quantised cannot index with hamming_embedding=True: "
-                                    "signatures need the descriptors; use add or add_features")
+        if self.config.hamming_embedding and signatures is None:
+            raise InvalidInputError("this index uses hamming_embedding=True: add_quantised needs "
+                                    "each image's signatures (signatures=...)")
+        if signatures is not None and not self.config.hamming_embedding:
+            raise InvalidInputError("signatures were given, but this index does not use "
+                                    "hamming_embedding")
         words, keypoints = list(words), list(keypoints)
         keys_list, meta_json = self._check_batch(words, keys, metadata)
         staged = stage_quantised(words, keypoints, colours, image_sizes, scales, keys_list,
                                  meta_json, n_words=vocabulary.n_words_,
-                                 n_bins=self.config.colour.n_bins)
+                                 n_bins=self.config.colour.n_bins,
+                                 signatures=None if signatures is None else list(signatures))
         self._commit(vocabulary, staged)
 
     def extend(self, other: "ImageIndex") -> int:
@@ -400,8 +409,8 @@ class ImageIndex:
 
         Both indexes must hold the same vocabulary (e.g. segments of a segmented build, each
         built from a copy of one vocabulary bundle). Words, keypoint geometry (as stored),
-        colour, size, scale, keys and metadata are copied; postings are rebuilt from the copied
-        words, so the result equals adding the same images here directly.
+        colour, size, scale, keys, metadata and postings (with their Hamming-embedding
+        signatures) are copied, so the result equals adding the same images here directly.
 
         Returns
         -------

@@ -140,9 +140,10 @@ def new_entries(images: list, keys: Sequence[str] | str | None,
 
 def stage_quantised(words: list, keypoints: list, colours: np.ndarray, image_sizes: np.ndarray,
                     scales: np.ndarray | None, keys_list: list[str], meta_json: list[str], *,
-                    n_words: int, n_bins: int) -> StagedImages:
+                    n_words: int, n_bins: int, signatures: list | None = None) -> StagedImages:
     """Check images given as words and geometry (see :meth:`vbow.ImageIndex.add_quantised`) and
-    stage them; raises :class:`vbow.errors.InvalidInputError` naming what is wrong."""
+    stage them; raises :class:`vbow.errors.InvalidInputError` naming what is wrong.
+    ``signatures``, when given, is one ``(n_i,) uint64`` array per image."""
     n = len(keys_list)
     colours = np.asarray(colours, np.float32)
     if colours.shape != (n, n_bins):
@@ -161,7 +162,14 @@ def stage_quantised(words: list, keypoints: list, colours: np.ndarray, image_siz
     if sizes.shape != (n, 2) or scl.shape != (n,):
         raise InvalidInputError(f"image_sizes must be ({n}, 2) and scales ({n},); got "
                                 f"{sizes.shape} and {scl.shape}")
+    if signatures is not None:
+        if len(signatures) != n or any(np.shape(s) != (c,) or np.asarray(s).dtype != np.uint64
+                                       for s, c in zip(signatures, counts)):
+            raise InvalidInputError("signatures must be one (n_i,) uint64 array per image, "
+                                    "matching its words")
     staged = StagedImages()
+    if signatures is not None:
+        staged.signatures = [np.asarray(s) for s in signatures]
     staged.words, staged.keypoints = [np.asarray(w) for w in words], [np.asarray(k, np.float32)
                                                                       for k in keypoints]
     staged.colours, staged.scales = list(colours), scl.tolist()

@@ -20,7 +20,6 @@ import numpy as np
 from vbow.errors import InvalidInputError
 from vbow.index_batches import StagedImages
 from vbow.search.catalog import Catalog
-from vbow.search.embedding import signs_of
 from vbow.search.inverted_index import InvertedIndex
 from vbow.verify.keypoint_store import KeypointStore
 
@@ -125,7 +124,7 @@ class IndexContents:
         flat_kp = np.concatenate([np.asarray(k, np.float32).reshape(-1, 4) for k in staged.keypoints])
         flat_sig = np.concatenate(staged.signatures) if staged.signatures else None
         self.store.add_flat(offsets, flat_w, flat_kp)
-        self.postings.add_words(offsets, flat_w, idf, embedding=signs_of(flat_sig))
+        self.postings.add_words(offsets, flat_w, idf, signatures=flat_sig)
         self.catalog.append(staged.keys, staged.meta, np.stack(staged.colours),
                             np.array(staged.scales, np.float32),
                             np.array(staged.sizes, np.int32).reshape(-1, 2))

@@ -58,6 +58,25 @@ _MAX_SEGMENTS = 64
 _SPARSE_MIN_POSTINGS = 1 << 18
 
 
+def _majority_signatures(sorted_signatures: np.ndarray, firsts: np.ndarray,
+                         tf: np.ndarray) -> np.ndarray:
+    """``(P,) uint64`` bitwise majority of each run of ``(F,) uint64`` signatures (run ``p``
+    starts at ``firsts[p]`` and has ``tf[p]`` members); a tie leaves the bit unset."""
+    out = sorted_signatures[firsts].copy()  # a run of one is its own majority
+    multi = np.flatnonzero(tf > 1)
+    for s in range(0, multi.shape[0], 1 << 16):  # bounded (features, 64) bit temporaries
+        runs = multi[s:s + (1 << 16)]
+        counts = tf[runs]
+        starts = np.repeat(firsts[runs], counts)
+        members = starts + (np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts))
+        sig = np.ascontiguousarray(sorted_signatures[members].astype("<u8"))
+        bits = np.unpackbits(sig.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
+        ones = np.add.reduceat(bits.astype(np.int32), np.cumsum(counts) - counts, axis=0)
+        packed = np.packbits(2 * ones > counts[:, None], axis=1, bitorder="little")
+        out[runs] = np.ascontiguousarray(packed).view("<u8").reshape(-1)
+    return out
+
+
 class InvertedIndex:
     """Inverted file over ``n_words`` visual words.
 
@@ -130,7 +149,8 @@ class InvertedIndex:
         return np.arange(start, start + n, dtype=np.int64)
 
     def add_words(self, image_offsets: np.ndarray, words: np.ndarray, idf: np.ndarray,
-                  embedding: np.ndarray | None = None) -> np.ndarray:
+                  embedding: np.ndarray | None = None,
+                  signatures: np.ndarray | None = None) -> np.ndarray:
         """Append documents given as their raw per-feature word ids (with repeats).
 
         Equivalent to :meth:`add` with each document's bag of words, but with no per-document
@@ -149,6 +169,11 @@ class InvertedIndex:
             ``(F, 64) float32`` centred projected residual of every feature
             (:meth:`vbow.vocab.embedding.HammingEmbedding.residuals`); each posting's signature
             is the signs of the sum over its features. Either every batch has one or none.
+        signatures : np.ndarray, optional
+            ``(F,) uint64`` signature of every feature, instead of ``embedding``: each posting's
+            signature is the bitwise majority of its features' (a tie leaves the bit unset), the
+            same as ``embedding=signs_of(signatures)`` without its ``(F, 64)`` array. Only the
+            features of postings with more than one feature are unpacked.
 
         Returns
         -------
@@ -161,6 +186,13 @@ class InvertedIndex:
         if embedding is not None and np.shape(embedding) != (words.shape[0], N_BITS):
             raise InvalidInputError(f"embedding must be ({words.shape[0]}, {N_BITS}); got "
                                     f"{np.shape(embedding)}")
+        if signatures is not None:
+            if embedding is not None:
+                raise InvalidInputError("give embedding or signatures, not both")
+            signatures = np.asarray(signatures)
+            if signatures.shape != (words.shape[0],) or signatures.dtype != np.uint64:
+                raise InvalidInputError(f"signatures must be ({words.shape[0]},) uint64; got "
+                                        f"{signatures.shape} {signatures.dtype}")
         sort_dtype = np.uint16 if self.n_words <= 1 << 16 else np.int64
         start = self.n_docs
         order = np.argsort(words.astype(sort_dtype), kind="stable")
@@ -176,8 +208,9 @@ class InvertedIndex:
         tf = np.diff(np.append(firsts, w_sorted.shape[0]))
         w_u, d_u = w_sorted[firsts], doc_sorted[firsts]
         postings = pack_postings(d_u + start, tf)
-        signatures = None
-        if embedding is not None:
+        if signatures is not None:
+            signatures = _majority_signatures(signatures[order], firsts, tf)
+        elif embedding is not None:
             signatures = np.zeros(firsts.shape[0], dtype=np.uint64)
             for s in range(0, firsts.shape[0], 1 << 18):  # bounded (chunk, 64) temporaries
                 e = min(s + (1 << 18), firsts.shape[0])
@@ -266,7 +299,10 @@ class InvertedIndex:
                 signatures: np.ndarray | None) -> None:
         """Store one segment (postings already in word order) and its documents' norms."""
         with_sig = signatures is not None
-        if self.has_signatures is None or (not self.segments and self.n_docs == 0):
+        if self.n_docs == 0:  # nothing indexed yet (e.g. a saved empty index): the batch decides
+            self.segments = []
+            self.has_signatures = with_sig
+        elif self.has_signatures is None:
             self.has_signatures = with_sig
         elif self.has_signatures != with_sig:
             raise InvalidInputError(
