@@ -49,7 +49,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import vbow  # noqa: E402
-from vbow.apps.decision import DecisionModel, calibrate, decide  # noqa: E402
+from vbow.apps.decision import calibrate, decide  # noqa: E402
 from vbow.apps.catalog_view import catalog_size  # noqa: E402
 
 COMMAND = "python3 benchmarks/openset_bench.py"

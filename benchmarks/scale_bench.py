@@ -5,6 +5,11 @@ Regenerate (writes ``benchmarks/results/scale.md`` and ``scale.json``)::
 
     nice -n 10 python3 benchmarks/scale_bench.py
 
+With ``--hamming-embedding`` the same catalogs are built with ``hamming_embedding=True`` (each
+feature's signature from ``benchmarks/synthetic_catalog.py``, given to ``add_quantised``) and
+the results go to ``scale_he.md`` and ``scale_he.json``; the build-throughput and term-count
+comparisons, which do not depend on it, are left to the plain run.
+
 For each catalog size, in separate processes:
 
 1. **build**: the real catalog images of ``../shared/datasets`` (features from the shared feature
@@ -52,19 +57,20 @@ def _proc_status(field: str) -> int:
     return 0
 
 
-def build(n: int, bundle: Path, preset: str, overrides: dict) -> dict:
+def build(n: int, bundle: Path, preset: str, overrides: dict, hamming_embedding: bool = False) -> dict:
     """Build and save a catalog of ``n`` images; returns timings and sizes."""
     import vbow
     from synthetic_catalog import SyntheticCatalog, real_batch, real_stats
     stats = real_stats(preset, **overrides)
-    index = stats.empty_index(preset, **overrides)
+    index = stats.empty_index(preset, **overrides, **({"hamming_embedding": True} if hamming_embedding else {}))
+    sig = lambda b: {"signatures": b["signatures"]} if hamming_embedding else {}  # noqa: E731
     t_add = t_gen = 0.0
     n_real = min(n, stats.n_images)
     real = real_batch(stats)
     real = {k: v[:n_real] for k, v in real.items()}
     t = time.perf_counter()
     index.add_quantised(real["words"], real["keypoints"], real["colours"], real["image_sizes"],
-                        real["keys"], scales=real["scales"])
+                        real["keys"], scales=real["scales"], **sig(real))
     t_add += time.perf_counter() - t
     gen = SyntheticCatalog(stats, index.vocabulary.n_words_, seed=1)
     done = n_real
@@ -75,7 +81,7 @@ def build(n: int, bundle: Path, preset: str, overrides: dict) -> dict:
         t_gen += time.perf_counter() - t
         t = time.perf_counter()
         index.add_quantised(b["words"], b["keypoints"], b["colours"], b["image_sizes"], b["keys"],
-                            scales=b["scales"])
+                            scales=b["scales"], **sig(b))
         t_add += time.perf_counter() - t
         done = stop
         print(f"  built {done}/{n}  add {t_add:.1f}s  generate {t_gen:.1f}s  "
@@ -313,6 +319,17 @@ NOTES = """## Notes
   postings and weighting them grow linearly.
 """
 
+NOTES_HE = """## Notes
+
+- Same catalogs, queries, budgets and machine conditions as `scale.md` (see its notes), built
+  with `hamming_embedding=True`. Each posting also carries a 64-bit signature (8 B). Query words
+  are scored with the selective kernel of the Hamming distance between the query's and the
+  posting's signatures (`vbow/search/embedding.py`).
+- Synthetic images keep their source features' signatures (`benchmarks/synthetic_catalog.py`).
+  Where a word id was remapped, the signature was computed for another word, so it matches the
+  new word's query signatures no better than an unrelated image's would.
+"""
+
 
 _GROUPS: dict[str, str] = {}
 
@@ -346,11 +363,12 @@ def _run_child(args: list[str]) -> dict:
     return out
 
 
-def write_report(result: dict, out_dir: Path) -> None:
+def write_report(result: dict, out_dir: Path, name: str = "scale") -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "scale.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out_dir / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     rows = result["sizes"]
-    lines = [f"# Scale benchmark ({result['preset']})", "",
+    he = " with Hamming embedding" if result.get("hamming_embedding") else ""
+    lines = [f"# Scale benchmark ({result['preset']}{he})", "",
              f"Command: `{result['command']}`  ",
              f"Machine: {result['machine']}  ",
              f"Vocabulary: {result['n_words']} words; real catalog images: {result['n_real_images']} "
@@ -446,9 +464,10 @@ def write_report(result: dict, out_dir: Path) -> None:
             if not isinstance(v, dict):
                 continue
             lines.append(f"| {k} | {v.get('recall_at_1')} | {v.get('map')} | {v.get('ns') or ''} |")
-    lines += open_lines(out_dir / "open.json")
+    if not he:
+        lines += open_lines(out_dir / "open.json")
     lines += ["", result.get("notes", "")]
-    (out_dir / "scale.md").write_text("\n".join(lines) + "\n")
+    (out_dir / f"{name}.md").write_text("\n".join(lines) + "\n")
 
 
 def open_lines(open_json: Path) -> list[str]:
@@ -494,6 +513,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--keep", action="store_true", help="keep the built bundles in $VBOW_SCALE_WORK")
     ap.add_argument("--reuse", action="store_true", help="reuse bundles already built")
+    ap.add_argument("--hamming-embedding", action="store_true",
+                    help="build with hamming_embedding=True; writes scale_he.md / scale_he.json")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite scale.md from an existing scale.json")
     ap.add_argument("--child", choices=["build", "query", "ratio", "tfcap"], help=argparse.SUPPRESS)
@@ -502,7 +523,7 @@ def main() -> None:
     args = ap.parse_args()
     overrides: dict = {}
     if args.child == "build":
-        print(json.dumps(build(args.n, Path(args.bundle), args.preset, overrides)))
+        print(json.dumps(build(args.n, Path(args.bundle), args.preset, overrides, args.hamming_embedding)))
         return
     if args.child == "tfcap":
         print(json.dumps(tf_cap_accuracy(args.preset)))
@@ -514,10 +535,12 @@ def main() -> None:
         print(json.dumps(query(Path(args.bundle), args.preset, args.queries, args.shortlist,
                                overrides, args.max_postings)))
         return
+    name = "scale_he" if args.hamming_embedding else "scale"
+    tag = f"{args.preset}-he" if args.hamming_embedding else args.preset
     if args.report_only:
-        result = json.loads((Path(args.out) / "scale.json").read_text())
-        result["notes"] = NOTES
-        write_report(result, Path(args.out))
+        result = json.loads((Path(args.out) / f"{name}.json").read_text())
+        result["notes"] = NOTES_HE if args.hamming_embedding else NOTES
+        write_report(result, Path(args.out), name)
         return
     import vbow
     from synthetic_catalog import real_stats
@@ -529,15 +552,20 @@ def main() -> None:
     rows = []
     cmd = "python3 benchmarks/scale_bench.py" + ("" if args.sizes == [10_000, 100_000, 1_000_000] else
                                                  " --sizes " + " ".join(map(str, args.sizes)))
+    if args.hamming_embedding:
+        cmd += " --hamming-embedding"
+    if args.budgets != [0, 4_000_000, 2_000_000]:
+        cmd += " --budgets " + " ".join(map(str, args.budgets))
     for n in args.sizes:
-        bundle = WORK / f"catalog-{args.preset}-{n}.vbow"
+        bundle = WORK / f"catalog-{tag}-{n}.vbow"
         common = ["--preset", args.preset, "--bundle", str(bundle)]
+        build_args = ["--hamming-embedding"] if args.hamming_embedding else []
         info_file = bundle.with_suffix(".build.json")
         if args.reuse and info_file.exists() and (bundle / "manifest.json").exists():
             b = json.loads(info_file.read_text())
         else:
             print(f"building {n:,} ...", file=sys.stderr, flush=True)
-            b = _run_child(["--child", "build", "--n", str(n)] + common)
+            b = _run_child(["--child", "build", "--n", str(n)] + common + build_args)
             info_file.write_text(json.dumps(b))
         print(json.dumps(b), file=sys.stderr, flush=True)
         q_args = ["--child", "query", "--queries", str(args.queries), "--shortlist", str(args.shortlist)]
@@ -547,7 +575,7 @@ def main() -> None:
         rows.append({"n_images": n, "build": b, "query": q})
     sweep = []
     for n in sorted({args.sizes[-1], args.sizes[len(args.sizes) // 2]}):
-        bundle = WORK / f"catalog-{args.preset}-{n}.vbow"
+        bundle = WORK / f"catalog-{tag}-{n}.vbow"
         for budget in args.budgets:
             q_args = ["--child", "query", "--queries", str(args.queries), "--shortlist",
                       str(args.shortlist), "--preset", args.preset, "--bundle", str(bundle),
@@ -555,19 +583,23 @@ def main() -> None:
             q = _run_child(q_args)
             print(n, budget, json.dumps(q), file=sys.stderr, flush=True)
             sweep.append({"n_images": n, "max_postings": budget or "none", "query": q})
-    ratio = _run_child(["--child", "ratio", "--preset", args.preset, "--n", str(args.ratio_images)])
-    tfcap = _run_child(["--child", "tfcap", "--preset", args.preset]) if args.tf_cap else None
+    ratio = None if args.hamming_embedding else \
+        _run_child(["--child", "ratio", "--preset", args.preset, "--n", str(args.ratio_images)])
+    tfcap = _run_child(["--child", "tfcap", "--preset", args.preset]) \
+        if args.tf_cap and not args.hamming_embedding else None
     result = {"command": cmd, "machine": machine_description(), "preset": args.preset,
               "vbow_version": vbow.__version__, "n_words": int(stats.offsets.shape[0] and
                                                                vbow.ImageIndex.load(stats.vocab_bundle).vocabulary.n_words_),
               "n_real_images": stats.n_images, "sizes": rows, "budget_sweep": sweep,
               "build_ratio": ratio, "tf_cap_accuracy": tfcap,
-              "run_at": time.strftime("%Y-%m-%d %H:%M:%S"), "notes": NOTES}
-    write_report(result, Path(args.out))
+              "hamming_embedding": bool(args.hamming_embedding),
+              "run_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+              "notes": NOTES_HE if args.hamming_embedding else NOTES}
+    write_report(result, Path(args.out), name)
     if not args.keep:
         import shutil
         for n in args.sizes:
-            shutil.rmtree(WORK / f"catalog-{args.preset}-{n}.vbow", ignore_errors=True)
+            shutil.rmtree(WORK / f"catalog-{tag}-{n}.vbow", ignore_errors=True)
 
 
 if __name__ == "__main__":
