@@ -345,13 +345,15 @@ def run_duplicates(n_sources: int = 100, n_groups: int = 50) -> dict[str, Any]:
             "per_kind": per_kind}
 
 
-def write_report(out: dict[str, Any], seconds: float, name: str = "apps") -> None:
+def write_report(out: dict[str, Any], seconds: float, out_name: str = "apps") -> None:
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, " \
-              "shared with other sessions (load average > 10 during the run)"
-    command = COMMAND if name == "apps" else f"{COMMAND} --sections {' '.join(out)} --out {name}"
+              f"load average {load} (1/5/15 min) when this file was written"
+    command = COMMAND if out_name == "apps" else \
+        f"{COMMAND} --sections {' '.join(out)} --out {out_name}"
     payload = {"command": command, "machine": machine, "seconds": round(seconds, 1), **out}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=1) + "\n")
+    (RESULTS / f"{out_name}.json").write_text(json.dumps(payload, indent=1) + "\n")
 
     def f(v: Any) -> str:
         return "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
@@ -403,7 +405,7 @@ def write_report(out: dict[str, Any], seconds: float, name: str = "apps") -> Non
                      f"{f(r['vbow_kind_right'])} | {f(r['phash_recall'])} |")
         L += ["", f"Counterfeits flagged: {d['vbow']['counterfeit_flagged']}; "
                   f"false counterfeit flags: {d['vbow']['counterfeit_false_flags']}.", ""]
-    (RESULTS / f"{name}.md").write_text("\n".join(L))
+    (RESULTS / f"{out_name}.md").write_text("\n".join(L))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
