@@ -24,6 +24,16 @@ def he_pair(catalog):
     return he, plain
 
 
+def _assert_same_first_stage(expected, index, photos):
+    """Both indexes give every photo the same first-stage word scores, key by key."""
+    for photo in photos:
+        q = expected.describe(photo.image)
+        a = expected.search_features(q, N_PRODUCTS, rerank=False)
+        b = index.search_features(q, N_PRODUCTS, rerank=False)
+        assert {m.key: round(m.bow_score, 5) for m in a.matches} == \
+            {m.key: round(m.bow_score, 5) for m in b.matches}
+
+
 def test_he_search_finds_the_products_and_scores_at_most_the_plain_cosine(he_pair, catalog):
     he, plain = he_pair
     found = 0
@@ -63,12 +73,7 @@ def test_extending_equals_adding_directly(he_pair, catalog, tmp_path):
     second = vbow.ImageIndex.load(he.save(tmp_path / "b.vbow"))
     second.remove(catalog.names[:half])
     first.extend(second)
-    for photo in catalog.photos[:8]:
-        q = he.describe(photo.image)
-        a = he.search_features(q, N_PRODUCTS, rerank=False)
-        b = first.search_features(q, N_PRODUCTS, rerank=False)
-        assert {m.key: round(m.bow_score, 5) for m in a.matches} == \
-            {m.key: round(m.bow_score, 5) for m in b.matches}
+    _assert_same_first_stage(he, first, catalog.photos[:8])
 
 
 def test_add_quantised_with_signatures_equals_adding_the_features(he_pair, catalog):
@@ -87,12 +92,7 @@ def test_add_quantised_with_signatures_equals_adding_the_features(he_pair, catal
                             np.array([f.features.image_size for f in feats]), catalog.names,
                             scales=np.array([f.scale for f in feats], np.float32),
                             signatures=[s for _, s in pairs])
-    for photo in catalog.photos[:8]:
-        q = he.describe(photo.image)
-        a = he.search_features(q, N_PRODUCTS, rerank=False)
-        b = quantised.search_features(q, N_PRODUCTS, rerank=False)
-        assert {m.key: round(m.bow_score, 5) for m in a.matches} == \
-            {m.key: round(m.bow_score, 5) for m in b.matches}
+    _assert_same_first_stage(he, quantised, catalog.photos[:8])
 
 
 def test_add_quantised_checks_signatures(he_pair):
@@ -121,8 +121,4 @@ def test_a_saved_empty_index_takes_signed_postings(he_pair, catalog, tmp_path):
     loaded.config = he.config
     feats = [he.describe(p) for p in catalog.products]
     loaded.add_features(feats, catalog.names)
-    q = he.describe(catalog.photos[0].image)
-    a = he.search_features(q, N_PRODUCTS, rerank=False)
-    b = loaded.search_features(q, N_PRODUCTS, rerank=False)
-    assert {m.key: round(m.bow_score, 5) for m in a.matches} == \
-        {m.key: round(m.bow_score, 5) for m in b.matches}
+    _assert_same_first_stage(he, loaded, catalog.photos[:1])

@@ -390,18 +390,13 @@ class ImageIndex:
             words); required when ``config.hamming_embedding`` is on, refused otherwise.
         """
         vocabulary = self._require_fitted()
-        if self.config.hamming_embedding and signatures is None:
-            raise InvalidInputError("this index uses hamming_embedding=True: add_quantised needs "
-                                    "each image's signatures (signatures=...)")
-        if signatures is not None and not self.config.hamming_embedding:
-            raise InvalidInputError("signatures were given, but this index does not use "
-                                    "hamming_embedding")
         words, keypoints = list(words), list(keypoints)
         keys_list, meta_json = self._check_batch(words, keys, metadata)
         staged = stage_quantised(words, keypoints, colours, image_sizes, scales, keys_list,
                                  meta_json, n_words=vocabulary.n_words_,
                                  n_bins=self.config.colour.n_bins,
-                                 signatures=None if signatures is None else list(signatures))
+                                 signatures=None if signatures is None else list(signatures),
+                                 hamming_embedding=self.config.hamming_embedding)
         self._commit(vocabulary, staged)
 
     def extend(self, other: "ImageIndex") -> int:

@@ -140,10 +140,18 @@ def new_entries(images: list, keys: Sequence[str] | str | None,
 
 def stage_quantised(words: list, keypoints: list, colours: np.ndarray, image_sizes: np.ndarray,
                     scales: np.ndarray | None, keys_list: list[str], meta_json: list[str], *,
-                    n_words: int, n_bins: int, signatures: list | None = None) -> StagedImages:
+                    n_words: int, n_bins: int, signatures: list | None = None,
+                    hamming_embedding: bool = False) -> StagedImages:
     """Check images given as words and geometry (see :meth:`vbow.ImageIndex.add_quantised`) and
     stage them; raises :class:`vbow.errors.InvalidInputError` naming what is wrong.
-    ``signatures``, when given, is one ``(n_i,) uint64`` array per image."""
+    ``signatures`` is one ``(n_i,) uint64`` array per image, required exactly when
+    ``hamming_embedding``."""
+    if hamming_embedding and signatures is None:
+        raise InvalidInputError("this index uses hamming_embedding=True: add_quantised needs "
+                                "each image's signatures (signatures=...)")
+    if signatures is not None and not hamming_embedding:
+        raise InvalidInputError("signatures were given, but this index does not use "
+                                "hamming_embedding")
     n = len(keys_list)
     colours = np.asarray(colours, np.float32)
     if colours.shape != (n, n_bins):

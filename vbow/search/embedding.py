@@ -23,7 +23,8 @@ import numpy as np
 
 from vbow.errors import InvalidInputError
 
-__all__ = ["N_BITS", "selective_kernel", "aggregate_query", "kernel_weights", "pack_signs", "signs_of"]
+__all__ = ["N_BITS", "selective_kernel", "aggregate_query", "kernel_weights", "pack_signs", "signs_of",
+           "majority_signatures", "summed_signatures"]
 
 #: Signature length in bits.
 N_BITS = 64
@@ -53,6 +54,38 @@ def signs_of(signatures: np.ndarray | None) -> np.ndarray | None:
     out = bits.astype(np.float32)
     out *= 2.0
     out -= 1.0
+    return out
+
+
+def majority_signatures(sorted_signatures: np.ndarray, firsts: np.ndarray,
+                         tf: np.ndarray) -> np.ndarray:
+    """``(P,) uint64`` bitwise majority of each run of ``(F,) uint64`` signatures (run ``p``
+    starts at ``firsts[p]`` and has ``tf[p]`` members); a tie leaves the bit unset."""
+    out = sorted_signatures[firsts].copy()  # a run of one is its own majority
+    multi = np.flatnonzero(tf > 1)
+    for s in range(0, multi.shape[0], 1 << 16):  # bounded (features, 64) bit temporaries
+        runs = multi[s:s + (1 << 16)]
+        counts = tf[runs]
+        starts = np.repeat(firsts[runs], counts)
+        members = starts + (np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts))
+        sig = np.ascontiguousarray(sorted_signatures[members].astype("<u8"))
+        bits = np.unpackbits(sig.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
+        ones = np.add.reduceat(bits.astype(np.int32), np.cumsum(counts) - counts, axis=0)
+        packed = np.packbits(2 * ones > counts[:, None], axis=1, bitorder="little")
+        out[runs] = np.ascontiguousarray(packed).view("<u8").reshape(-1)
+    return out
+
+
+def summed_signatures(embedding: np.ndarray, order: np.ndarray, firsts: np.ndarray) -> np.ndarray:
+    """``(P,) uint64`` signs of the summed ``(F, 64)`` ``embedding`` rows of each run: rows
+    ``order[firsts[p]:firsts[p + 1]]`` (the last run ends at ``order``'s end); summed in
+    bounded chunks of runs."""
+    out = np.zeros(firsts.shape[0], dtype=np.uint64)
+    for s in range(0, firsts.shape[0], 1 << 18):  # bounded (chunk, 64) temporaries
+        e = min(s + (1 << 18), firsts.shape[0])
+        lo, hi = int(firsts[s]), int(firsts[e]) if e < firsts.shape[0] else order.shape[0]
+        part = np.asarray(embedding[order[lo:hi]], dtype=np.float32)
+        out[s:e] = pack_signs(np.add.reduceat(part, firsts[s:e] - lo, axis=0))
     return out
 
 

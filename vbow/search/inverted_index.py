@@ -44,7 +44,7 @@ import numpy as np
 
 from vbow.search.csr import gather_ranges, offsets_from_counts
 from vbow.errors import InvalidInputError
-from vbow.search.embedding import N_BITS, pack_signs
+from vbow.search.embedding import N_BITS, majority_signatures, summed_signatures
 from vbow.search.postings import MAX_DOCS, TF_BITS, TF_CAP, TF_MASK, PostingSegment, pack_postings
 from vbow.search.weighting import BURSTINESS
 
@@ -56,25 +56,6 @@ _MAX_SEGMENTS = 64
 #: queries reading at least this many postings (of one segment) accumulate them with a sparse
 #: matrix-vector product (scipy, imported only then) instead of ``np.bincount``
 _SPARSE_MIN_POSTINGS = 1 << 18
-
-
-def _majority_signatures(sorted_signatures: np.ndarray, firsts: np.ndarray,
-                         tf: np.ndarray) -> np.ndarray:
-    """``(P,) uint64`` bitwise majority of each run of ``(F,) uint64`` signatures (run ``p``
-    starts at ``firsts[p]`` and has ``tf[p]`` members); a tie leaves the bit unset."""
-    out = sorted_signatures[firsts].copy()  # a run of one is its own majority
-    multi = np.flatnonzero(tf > 1)
-    for s in range(0, multi.shape[0], 1 << 16):  # bounded (features, 64) bit temporaries
-        runs = multi[s:s + (1 << 16)]
-        counts = tf[runs]
-        starts = np.repeat(firsts[runs], counts)
-        members = starts + (np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts))
-        sig = np.ascontiguousarray(sorted_signatures[members].astype("<u8"))
-        bits = np.unpackbits(sig.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
-        ones = np.add.reduceat(bits.astype(np.int32), np.cumsum(counts) - counts, axis=0)
-        packed = np.packbits(2 * ones > counts[:, None], axis=1, bitorder="little")
-        out[runs] = np.ascontiguousarray(packed).view("<u8").reshape(-1)
-    return out
 
 
 class InvertedIndex:
@@ -209,14 +190,9 @@ class InvertedIndex:
         w_u, d_u = w_sorted[firsts], doc_sorted[firsts]
         postings = pack_postings(d_u + start, tf)
         if signatures is not None:
-            signatures = _majority_signatures(signatures[order], firsts, tf)
+            signatures = majority_signatures(signatures[order], firsts, tf)
         elif embedding is not None:
-            signatures = np.zeros(firsts.shape[0], dtype=np.uint64)
-            for s in range(0, firsts.shape[0], 1 << 18):  # bounded (chunk, 64) temporaries
-                e = min(s + (1 << 18), firsts.shape[0])
-                lo, hi = int(firsts[s]), int(firsts[e]) if e < firsts.shape[0] else w_sorted.shape[0]
-                part = np.asarray(embedding[order[lo:hi]], dtype=np.float32)
-                signatures[s:e] = pack_signs(np.add.reduceat(part, firsts[s:e] - lo, axis=0))
+            signatures = summed_signatures(embedding, order, firsts)
         self._append(start, n, np.bincount(w_u, minlength=self.n_words), postings, w_u, d_u, idf,
                      signatures)
         return np.arange(start, start + n, dtype=np.int64)
