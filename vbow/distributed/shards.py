@@ -191,17 +191,19 @@ class ShardedIndex:
                 done[s] = value  # an in-process server answered directly
         for s, future in waiting.items():  # one deadline for all: block, do not poll
             remaining = deadline - time.monotonic()
-            if remaining <= 0 and not future.done():
+            if not future.done() and remaining > 0:
+                try:
+                    future.result(timeout=remaining)
+                except Exception:  # a timeout, or an error collected below
+                    pass
+            if not future.done():
                 logger.warning("shard %d did not answer %s within %.1fs", s, method, timeout)
                 missing.append(s)
                 continue
-            try:
-                done[s] = future.result(timeout=max(remaining, 1e-3))
-            except Exception as exc:  # a timeout, a dead worker, or an error on the shard
-                if not future.done():
-                    logger.warning("shard %d did not answer %s within %.1fs", s, method, timeout)
-                else:
-                    logger.warning("shard %d failed in %s: %s", s, method, exc)
+            try:  # the answer is here; collecting it is one hop on the client's loop
+                done[s] = future.result()
+            except Exception as exc:  # a dead worker, or an error on the shard
+                logger.warning("shard %d failed in %s: %s", s, method, exc)
                 missing.append(s)
         return done, sorted(missing)
 
