@@ -95,3 +95,25 @@ def test_a_crop_reads_as_a_crop_from_either_side(seed):
     # a padded copy is shrunk onto its canvas: not read the other way round
     p = make_relisting(src, "padding", np.random.default_rng(seed))
     assert not contains_at_unit_scale(p.image.shape, src.shape, p.homography)
+
+
+def test_a_small_product_on_a_plain_background_pairs_with_its_re_upload():
+    # a product shot that fills a tenth of a white listing image: the inliers cover a tenth of
+    # the image but all of its textured part, and that is the share that counts
+    import cv2
+
+    cat = make_catalog(4, 0, seed=31)
+    images, truth = {}, set()
+    for i, p in enumerate(cat.products):
+        h, w = p.shape[:2]
+        canvas = np.full((h * 3, w * 3, 3), 255, np.uint8)
+        y, x = (h * 3 - h) // 2 + (i - 2) * 7, (w * 3 - w) // 2
+        canvas[y:y + h, x:x + w] = p
+        images[f"LIST-{i}"] = canvas
+        images[f"REUP-{i}"] = cv2.resize(canvas, None, fx=0.8, fy=0.8,
+                                         interpolation=cv2.INTER_AREA)
+        truth.add(frozenset((f"LIST-{i}", f"REUP-{i}")))
+    index = vbow.ImageIndex("sift", n_words=1024, n_jobs=1)
+    index.build(list(images.values()), keys=list(images))
+    found = {frozenset((p.a, p.b)) for p in find_duplicates(index, images, progress=False).pairs}
+    assert truth <= found

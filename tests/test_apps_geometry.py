@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -54,3 +55,23 @@ def test_a_far_edge_two_and_a_half_times_as_far_is_the_limit():
     assert scale_distortion(t, (100, 100)) <= MAX_SCALE_DISTORTION
     behind = np.array([[1, 0, 0], [0, 1, 0], [0, -0.02, 1]], np.float64)  # horizon crossed
     assert scale_distortion(behind, (100, 100)) == float("inf")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-60, 60), min_size=8, max_size=8),
+       st.lists(st.floats(0, 1), min_size=6, max_size=40))
+def test_distortion_inside_the_image_is_at_most_that_at_its_corners(jitter, uv):
+    # the depth h3 . p is affine in p, so over the image rectangle its extremes (and those of
+    # the local area scale) are at the corners: any points inside measure no more
+    w, h = 320.0, 240.0
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = src + np.float32(jitter).reshape(4, 2) + np.float32([100, 100])
+    t = cv2.getPerspectiveTransform(src, dst).astype(np.float64)
+    pts = np.array(uv[: len(uv) // 2 * 2], np.float64).reshape(-1, 2) * [w, h]
+    corners = scale_distortion(t, (w, h))
+    assert scale_distortion(t, (w, h), points=src) == pytest.approx(corners)
+    assert 1.0 <= scale_distortion(t, (w, h), points=pts) <= corners * (1 + 1e-9)
+
+
+def test_no_points_measure_as_degenerate():
+    assert scale_distortion(np.eye(3), (10, 10), points=np.zeros((0, 2))) == float("inf")

@@ -26,10 +26,11 @@ from vbow.describe.image_input import read_image
 from vbow.errors import InvalidInputError
 from vbow.index import ImageIndex
 from vbow.progress import Progress
-from vbow.apps.catalog_view import catalog_size
+from vbow.apps.catalog_view import catalog_keypoints, catalog_size
 from vbow.apps.decision import DecisionModel, decide
 from vbow.apps.edits import classify_pair, contains_at_unit_scale
-from vbow.apps.geometry import MAX_SCALE_DISTORTION, clipped_area, outline, scale_distortion
+from vbow.apps.geometry import (MAX_SCALE_DISTORTION, clipped_area, hull_area, outline,
+                                scale_distortion)
 
 __all__ = ["DuplicatePair", "DuplicateReport", "find_duplicates"]
 
@@ -121,6 +122,11 @@ def _groups(keys: list[str], pairs: list[DuplicatePair]) -> tuple[tuple[str, ...
     return tuple(sorted(out, key=lambda g: (-len(g), g)))
 
 
+def _catalog_inliers(match: Any) -> np.ndarray:
+    """``(n, 2) float64`` catalog-side pixels of a verified match's inliers."""
+    return np.asarray(match.inlier_points, np.float64).reshape(-1, 4)[:, 2:]
+
+
 def find_duplicates(index: ImageIndex, images: Mapping[str, Any], *, mirror: bool = True,
                     top_k: int = 10, model: DecisionModel | None = None,
                     counterfeit_fraction: float = 0.02, min_coverage: float = 0.25,
@@ -143,9 +149,10 @@ def find_duplicates(index: ImageIndex, images: Mapping[str, Any], *, mirror: boo
     counterfeit_fraction : float, default 0.02
         Smallest unexplained share of the catalog image that flags a counterfeit.
     min_coverage : float, default 0.25
-        Smallest share of the matched image that the inliers' hull must cover (a shared brand
-        bar or badge verifies, but covers little of either image, and is no duplicate), and
-        smallest share of the querying image that the matched image's outline must cover.
+        Smallest share of the matched image's textured part (the hull of its stored features)
+        that the inliers' hull must cover (a shared brand bar or badge verifies, but covers
+        little of either image, and is no duplicate), and smallest share of the querying image
+        that the matched image's outline must cover.
 
     Returns
     -------
@@ -168,6 +175,17 @@ def find_duplicates(index: ImageIndex, images: Mapping[str, Any], *, mirror: boo
             pixels[k] = img if isinstance(img, np.ndarray) else read_image(img)
         return pixels[k]
 
+    feature_hulls: dict[str, float] = {}
+
+    def textured_coverage(match: Any) -> float:
+        """The inliers' hull over the hull of all the matched image's stored features: the
+        share of its textured part that the match explains. A product shot on a plain
+        background has features on the product only, so its whole area is the wrong unit."""
+        if match.key not in feature_hulls:
+            feature_hulls[match.key] = hull_area(catalog_keypoints(index, match.key))
+        whole = feature_hulls[match.key]
+        return min(1.0, hull_area(_catalog_inliers(match)) / whole) if whole > 0 else 0.0
+
     with Progress(len(keys), "duplicates", progress) as bar:
         for key in keys:
             img = load(key)
@@ -183,14 +201,15 @@ def find_duplicates(index: ImageIndex, images: Mapping[str, Any], *, mirror: boo
                     d = decide(type(res)(res.query, (m,)), n_query_features=len(q.features),
                                photo_size=(w * q.scale, h * q.scale),
                                catalog_size_of=lambda k: catalog_size(index, k), model=model)
-                    if not d.accepted or d.evidence.catalog_coverage < min_coverage:
+                    if not d.accepted or textured_coverage(m) < min_coverage:
                         continue
                     # the other listing must show it large too: a whole catalog image mapped
                     # into a sliver of this one is a degenerate fit, not a copy
                     size = catalog_size(index, m.key)
                     shown = clipped_area(outline(m.transform, size), w * q.scale, h * q.scale)
                     if shown < min_coverage * (w * q.scale) * (h * q.scale) or \
-                            scale_distortion(m.transform, size) > MAX_SCALE_DISTORTION:
+                            scale_distortion(m.transform, size, _catalog_inliers(m)) > \
+                            MAX_SCALE_DISTORTION:
                         continue
                     t = np.asarray(m.transform, np.float64)
                     if flipped:  # map b into the unflipped listing

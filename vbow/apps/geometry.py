@@ -48,9 +48,11 @@ def outline(transform: np.ndarray, size: tuple[float, float]) -> np.ndarray:
     return out
 
 
-def scale_distortion(transform: np.ndarray, size: tuple[float, float]) -> float:
+def scale_distortion(transform: np.ndarray, size: tuple[float, float],
+                     points: np.ndarray | None = None) -> float:
     """How unevenly a homography scales the catalog image: the largest over the smallest
-    local area scale at its four corners (1 for an affine map, ``inf`` when degenerate).
+    local area scale at its four corners, or at ``points`` (1 for an affine map, ``inf`` when
+    degenerate).
 
     Parameters
     ----------
@@ -58,6 +60,11 @@ def scale_distortion(transform: np.ndarray, size: tuple[float, float]) -> float:
         ``(3, 3)`` float homography, catalog pixels to photo pixels.
     size : tuple of float
         ``(width, height)`` of the catalog image.
+    points : numpy.ndarray, optional
+        ``(n, 2)`` float catalog pixels to measure at instead of the corners, e.g. the
+        inliers: the part of the image that the fit explains. A fit to an object that fills
+        a small part of a wide view is extrapolated at the image's corners, and can look
+        distorted there while being a plain perspective view where the object is.
 
     Returns
     -------
@@ -69,7 +76,14 @@ def scale_distortion(transform: np.ndarray, size: tuple[float, float]) -> float:
     if not np.all(np.isfinite(t)) or t[2, 2] == 0:
         return float("inf")
     t = t / t[2, 2]
-    depth = _corners(size) @ t[2]
+    if points is None:
+        at = _corners(size)
+    else:
+        xy = np.asarray(points, np.float64).reshape(-1, 2)
+        if len(xy) == 0:
+            return float("inf")
+        at = np.c_[xy, np.ones(len(xy))]
+    depth = at @ t[2]
     local = np.abs(np.linalg.det(t) / depth ** 3)
     if not np.all(np.isfinite(local)) or local.min() <= 0 or np.any(depth <= 0):
         return float("inf")
