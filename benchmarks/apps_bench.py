@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import cv2
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -257,6 +258,21 @@ def run_similar(index: vbow.ImageIndex, items: list) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------------------- duplicates
+def edit_is_visible(src: np.ndarray, copy: np.ndarray, kind: str) -> bool:
+    """Whether a same-geometry edit changed the pixels enough to be told from recompression.
+
+    A hue rotation leaves black, white and grey garments as they were, and a white watermark
+    vanishes on a white background: such copies are, pixel for pixel, a re-compressed
+    re-upload, and no classifier can name their edit. Counted: at least 0.5 % of the pixels off
+    by more than 20 levels in some channel after a 1.2 px blur (the re-compressed copies of this
+    benchmark reach at most 0.3 %). Geometric edits are always visible.
+    """
+    if kind not in ("watermark", "colour_shift") or src.shape != copy.shape:
+        return True
+    blur = [cv2.GaussianBlur(x, (0, 0), 1.2).astype(np.float32) for x in (src, copy)]
+    return bool((np.abs(blur[0] - blur[1]).max(-1) > 20).mean() >= 0.005)
+
+
 def run_duplicates(n_sources: int = 100, n_groups: int = 50) -> dict[str, Any]:
     import imagehash
     from PIL import Image
@@ -266,6 +282,7 @@ def run_duplicates(n_sources: int = 100, n_groups: int = 50) -> dict[str, Any]:
     pick = rng.choice(len(prod), size=n_sources, replace=False)
     images: dict[str, np.ndarray] = {}
     truth: dict[frozenset, str] = {}
+    visible: dict[frozenset, bool] = {}
     kinds = EDIT_KINDS
     for j, i in enumerate(pick.tolist()):
         src = vbow.read_image(prod[i]["path"])
@@ -276,6 +293,7 @@ def run_duplicates(n_sources: int = 100, n_groups: int = 50) -> dict[str, Any]:
         ck = f"copy-{j:03d}-{kind}"
         images[ck] = copy.image
         truth[frozenset((key, ck))] = kind
+        visible[frozenset((key, ck))] = edit_is_visible(src, copy.image, kind)
     uk = rows("ukbench")
     groups: dict[str, list[str]] = {}
     for r in uk:
@@ -322,6 +340,10 @@ def run_duplicates(n_sources: int = 100, n_groups: int = 50) -> dict[str, Any]:
                                               if t_ in found])) if any(t_ in found for t_ in tk)
             else None,
             "phash_recall": float(np.mean([t_ in ph_found for t_ in tk])) if tk else None}
+        seen = [t_ for t_ in tk if t_ in found and visible.get(t_, True)]
+        per_kind[kind]["visible_found"] = len(seen)
+        per_kind[kind]["vbow_kind_right_visible"] = (
+            float(np.mean([found[t_].kind == kind for t_ in seen])) if seen else None)
     cf = [found[t_] for t_, k in truth.items() if k == "counterfeit" and t_ in found]
     false_cf = [p for t_, p in found.items() if p.counterfeit and truth.get(t_) != "counterfeit"]
     n = len(images)
@@ -398,11 +420,18 @@ def write_report(out: dict[str, Any], seconds: float, out_name: str = "apps") ->
               f"| pHash (d <= 10) | {d['phash']['pairs']} | {f(d['phash']['precision'])} | "
               f"{f(d['phash']['recall'])} | {d['phash']['seconds']} | "
               f"{d['phash']['extrapolated_10k_seconds']} s (hashing only) |", "",
-              "| kind | pairs | vbow recall | vbow kind right | pHash recall |",
-              "|---|---|---|---|---|"]
+              "| kind | pairs | vbow recall | vbow kind right | found with a visible edit | "
+              "kind right on those | pHash recall |",
+              "|---|---|---|---|---|---|---|"]
         for k, r in d["per_kind"].items():
             L.append(f"| {k} | {r['pairs']} | {f(r['vbow_recall'])} | "
-                     f"{f(r['vbow_kind_right'])} | {f(r['phash_recall'])} |")
+                     f"{f(r['vbow_kind_right'])} | {r.get('visible_found', '–')} | "
+                     f"{f(r.get('vbow_kind_right_visible'))} | {f(r['phash_recall'])} |")
+        L += ["", "A visible edit changes at least 0.5 % of the pixels by more than 20 levels "
+                  "(after a 1.2 px blur). A hue rotation of a black, white or grey product, or a "
+                  "white watermark on a white background, leaves the copy a re-compressed "
+                  "re-upload pixel for pixel: its edit cannot be named, and it is read as "
+                  "`recompress`."]
         L += ["", f"Counterfeits flagged: {d['vbow']['counterfeit_flagged']}; "
                   f"false counterfeit flags: {d['vbow']['counterfeit_false_flags']}.", ""]
     (RESULTS / f"{out_name}.md").write_text("\n".join(L))
