@@ -140,9 +140,11 @@ def aggregate_query(words: np.ndarray, weights: np.ndarray, residuals: np.ndarra
                      not np.array_equal(distinct[np.minimum(pos, distinct.size - 1)], w[valid])):
         raise InvalidInputError("the query's words must all be among the distinct words")
     r = residuals.reshape(-1, N_BITS)[valid] * np.asarray(weights, np.float32).reshape(-1)[valid, None]
-    sums = np.zeros((distinct.size, N_BITS), dtype=np.float64)
-    np.add.at(sums, pos, r)
-    return pack_signs(sums)
+    # one bincount over (word, bit) cells: compiled, and in the features' order as np.add.at
+    # would sum (which numpy runs one element at a time)
+    cells = (pos[:, None] * N_BITS + np.arange(N_BITS)).reshape(-1)
+    sums = np.bincount(cells, weights=r.reshape(-1), minlength=distinct.size * N_BITS)
+    return pack_signs(sums.reshape(distinct.size, N_BITS))
 
 
 def kernel_weights(posting_signatures: np.ndarray, query_signatures: np.ndarray,
