@@ -21,6 +21,8 @@ Sections (``--sections``), each side by side with its baseline on the same image
   against pHash (imagehash, 64 bits, Hamming distance <= 10). Pair precision and recall per kind
   and seconds per image; the time for 10k images is extrapolated from the measured per-image
   time (one search per image, two with mirrors) and says so.
+* ``duplicates_growth`` (not in the default run): the same relisting sets at 98, 200 and 400
+  images, each in a fresh index, for find_duplicates' time against the catalog size.
 
 Writes benchmarks/results/apps.md and apps.json. Run: ``python3 benchmarks/apps_bench.py``.
 """
@@ -273,13 +275,18 @@ def edit_is_visible(src: np.ndarray, copy: np.ndarray, kind: str) -> bool:
     return bool((np.abs(blur[0] - blur[1]).max(-1) > 20).mean() >= 0.005)
 
 
-def run_duplicates(n_sources: int = 100, n_groups: int = 50) -> dict[str, Any]:
-    import imagehash
-    from PIL import Image
+def relisting_set(n_sources: int, n_groups: int) -> tuple[dict[str, np.ndarray],
+                                                         dict[frozenset, str],
+                                                         dict[frozenset, bool]]:
+    """The duplicates benchmark's images: ``n_sources`` distractors_products images, each with
+    one re-listed copy (the edits in turn), and the first ``n_groups`` ukbench groups.
 
+    Returns ``key -> BGR image``, ``pair -> kind`` and ``pair -> edit is visible``.
+    """
     rng = np.random.default_rng(7)
     prod = rows("distractors_products")
-    pick = rng.choice(len(prod), size=n_sources, replace=False)
+    # one draw of 100 (or more), cut to n_sources: a smaller set is part of the larger
+    pick = rng.choice(len(prod), size=max(n_sources, 100), replace=False)[:n_sources]
     images: dict[str, np.ndarray] = {}
     truth: dict[frozenset, str] = {}
     visible: dict[frozenset, bool] = {}
@@ -307,6 +314,15 @@ def run_duplicates(n_sources: int = 100, n_groups: int = 50) -> dict[str, Any]:
         for a in range(len(keys)):
             for b in range(a + 1, len(keys)):
                 truth[frozenset((keys[a], keys[b]))] = "same_product"
+    return images, truth, visible
+
+
+def run_duplicates(n_sources: int = 100, n_groups: int = 50) -> dict[str, Any]:
+    import imagehash
+    from PIL import Image
+
+    images, truth, visible = relisting_set(n_sources, n_groups)
+    kinds = EDIT_KINDS
     keys = list(images)
     t = time.perf_counter()
     bundle = CACHE / f"duplicates-{n_sources}-{n_groups}.vbow"
@@ -365,6 +381,28 @@ def run_duplicates(n_sources: int = 100, n_groups: int = 50) -> dict[str, Any]:
                       "extrapolated_10k_seconds": round(phash_s / n * 10_000
                                                         + (dist.size and 0), 1)},
             "per_kind": per_kind}
+
+
+def run_duplicates_growth(sizes: Sequence[tuple[int, int]] = ((25, 12), (50, 25), (100, 50))
+                          ) -> dict[str, Any]:
+    """find_duplicates' time against the catalog size: a fresh index of each relisting set
+    (each larger set holds the smaller one), the same settings, one run each."""
+    rows_ = []
+    for n_sources, n_groups in sizes:
+        images, truth, _ = relisting_set(n_sources, n_groups)
+        keys = list(images)
+        index = vbow.ImageIndex("sift", n_jobs=2)
+        t = time.perf_counter()
+        index.build([images[k] for k in keys], keys=keys, progress=False)
+        build_s = time.perf_counter() - t
+        report = find_duplicates(index, images, progress=False)
+        found = {frozenset((p.a, p.b)) for p in report.pairs}
+        rows_.append({"images": len(images), "build_seconds": round(build_s, 1),
+                      "seconds": round(report.seconds, 1),
+                      "seconds_per_image": round(report.seconds / len(images), 3),
+                      "recall": float(np.mean([t_ in found for t_ in truth]))})
+        logger.info("duplicates growth: %s", rows_[-1])
+    return {"rows": rows_}
 
 
 def write_report(out: dict[str, Any], seconds: float, out_name: str = "apps") -> None:
@@ -434,6 +472,17 @@ def write_report(out: dict[str, Any], seconds: float, out_name: str = "apps") ->
                   "`recompress`."]
         L += ["", f"Counterfeits flagged: {d['vbow']['counterfeit_flagged']}; "
                   f"false counterfeit flags: {d['vbow']['counterfeit_false_flags']}.", ""]
+    if "duplicates_growth" in out:
+        L += ["## duplicates: time against the catalog size", "",
+              "A fresh index of each relisting set (each set holds the smaller ones), "
+              "find_duplicates with its defaults (two searches per image: as is and mirrored). "
+              f"Regenerate with `{COMMAND} --sections duplicates_growth` (the default run "
+              "keeps this section as it is).", "", "| images | find_duplicates s | s per image | recall | build s |",
+              "|---|---|---|---|---|"]
+        for r in out["duplicates_growth"]["rows"]:
+            L.append(f"| {r['images']} | {r['seconds']} | {r['seconds_per_image']} | "
+                     f"{f(r['recall'])} | {r['build_seconds']} |")
+        L.append("")
     (RESULTS / f"{out_name}.md").write_text("\n".join(L))
 
 
@@ -455,7 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if old.exists():  # keep the sections not re-run
         prev = json.loads(old.read_text())
         out = {k: v for k, v in prev.items() if k in ("detect", "classify", "similar",
-                                                        "duplicates")}
+                                                        "duplicates", "duplicates_growth")}
     need_index = {"detect", "classify", "similar"} & set(args.sections)
     index, items = product_index() if need_index else (None, [])
     for name in args.sections:
@@ -468,6 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             out["similar"] = run_similar(index, items)
         elif name == "duplicates":
             out["duplicates"] = run_duplicates()
+        elif name == "duplicates_growth":
+            out["duplicates_growth"] = run_duplicates_growth()
         logger.info("%s: %s", name, json.dumps(out[name])[:600])
         write_report(out, time.perf_counter() - t0, args.out)
     return 0
