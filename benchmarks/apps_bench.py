@@ -477,7 +477,8 @@ def write_report(out: dict[str, Any], seconds: float, out_name: str = "apps") ->
               "A fresh index of each relisting set (each set holds the smaller ones), "
               "find_duplicates with its defaults (two searches per image: as is and mirrored). "
               f"Regenerate with `{COMMAND} --sections duplicates_growth` (the default run "
-              "keeps this section as it is).", "", "| images | find_duplicates s | s per image | recall | build s |",
+              "keeps this section as it is).", "",
+              "| images | find_duplicates s | s per image | recall | build s |",
               "|---|---|---|---|---|"]
         for r in out["duplicates_growth"]["rows"]:
             L.append(f"| {r['images']} | {r['seconds']} | {r['seconds_per_image']} | "
