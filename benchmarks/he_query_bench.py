@@ -80,9 +80,6 @@ Machine: {data['machine']}
 | `np.add.at` scatter (the earlier form) | {ms['add_at']:.2f} |
 
 - × {data['speedup']} faster; signatures identical: {data['signatures_equal']}.
-- End to end, `search_features(rerank=False)` on a synthetic 60-image Hamming-embedding index
-  with 515 features per query went from 13.5 to 6.7 ms per query when this changed (measured
-  once, side by side, not kept as a benchmark: the index is tiny, so quantisation dominates).
 """
     out = HERE / "results"
     (out / "he_query.json").write_text(json.dumps(data, indent=1) + "\n")

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from vbow.errors import InvalidInputError, UnknownOptionError
 from vbow.search.inverted_index import InvertedIndex
-from vbow.search.postings import TF_CAP, pack_postings, unpack_postings
+from vbow.search.postings import TF_CAP, burst_weights, pack_postings
 from vbow.search.weighting import BURSTINESS, tfidf
 
 REF_BURST = {"sqrt": np.sqrt, "log": np.log1p, "none": lambda t: t}
@@ -242,7 +242,7 @@ def test_term_weights_of_packed_postings_match_the_burstiness_rule(mode, seed, n
     rng = np.random.default_rng(seed)
     docs = rng.integers(0, 1 << 30, n)
     tf = rng.integers(1, 300, n)
-    got = InvertedIndex(8, mode)._tf_weights(pack_postings(docs, tf))
+    got = burst_weights(pack_postings(docs, tf), mode)
     assert got.dtype == np.float32 and got.shape == (n,)
     np.testing.assert_allclose(got, REF_BURST[mode](np.minimum(tf, TF_CAP).astype(np.float64)),
                                rtol=1e-6)

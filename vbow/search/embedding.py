@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from vbow.errors import InvalidInputError
+from vbow.search.csr import gather_ranges
 
 __all__ = ["N_BITS", "selective_kernel", "aggregate_query", "kernel_weights", "pack_signs", "signs_of",
            "majority_signatures", "summed_signatures"]
@@ -66,8 +67,7 @@ def majority_signatures(sorted_signatures: np.ndarray, firsts: np.ndarray,
     for s in range(0, multi.shape[0], 1 << 16):  # bounded (features, 64) bit temporaries
         runs = multi[s:s + (1 << 16)]
         counts = tf[runs]
-        starts = np.repeat(firsts[runs], counts)
-        members = starts + (np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts))
+        members = gather_ranges(firsts[runs], counts)
         sig = np.ascontiguousarray(sorted_signatures[members].astype("<u8"))
         bits = np.unpackbits(sig.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
         ones = np.add.reduceat(bits.astype(np.int32), np.cumsum(counts) - counts, axis=0)

@@ -29,9 +29,8 @@ recomputes norms.
 
 Hamming embedding (optional, decided by the first batch added): each posting then also carries
 a 64-bit signature, in a ``(P,) uint64`` array parallel to the postings (8 bytes per posting);
-:meth:`InvertedIndex.add_words` makes it from the per-feature centred projected residuals of
-:mod:`vbow.vocab.embedding` by summing those of the posting's features and taking signs (ASMK*),
-and a query given its own per-word signatures weighs each posting by the selective kernel of the
+:meth:`InvertedIndex.add_words` makes it from the per-feature signatures of
+:mod:`vbow.vocab.embedding`: the bitwise majority of the posting's features (ASMK*), and a query given its own per-word signatures weighs each posting by the selective kernel of the
 Hamming distance (:mod:`vbow.search.embedding`). Norms are unchanged (the kernel of a signature
 with itself is 1).
 """
@@ -42,10 +41,11 @@ import logging
 
 import numpy as np
 
-from vbow.search.csr import gather_ranges, offsets_from_counts
+from vbow.search.csr import offsets_from_counts
 from vbow.errors import InvalidInputError
 from vbow.search.embedding import N_BITS, majority_signatures, summed_signatures
-from vbow.search.postings import MAX_DOCS, TF_BITS, TF_CAP, TF_MASK, PostingSegment, pack_postings
+from vbow.search.postings import (MAX_DOCS, TF_BITS, TF_CAP, TF_MASK, PostingSegment,
+                                  burst_weights, pack_postings)
 from vbow.search.weighting import BURSTINESS
 
 __all__ = ["InvertedIndex"]
@@ -83,7 +83,7 @@ class InvertedIndex:
         self._inv: np.ndarray | None = None  # cached 1 / norms (see _inverse_norms)
         # burst weight of each stored tf code, computed by the same vectorised routine that
         # weighs a query's postings, so the document norms and the scores agree bit for bit
-        self._tf_table = self._code_weights(np.arange(TF_CAP, dtype=np.uint32))
+        self._tf_table = burst_weights(np.arange(TF_CAP, dtype=np.uint32), burstiness)
 
     @property
     def n_docs(self) -> int:
@@ -482,18 +482,7 @@ class InvertedIndex:
                 continue
             touched += n
             nz = np.flatnonzero(lengths)
-            flat = seg.postings.view(np.ndarray)  # plain view: slicing a np.memmap is slow
-            if nz.size <= 4096:  # contiguous slices: memcpy speed, no int64 position array
-                spans = list(zip(starts[nz].tolist(), lengths[nz].tolist()))
-                post = np.concatenate([flat[s:s + k] for s, k in spans])
-                if use_he:
-                    sig_flat = seg.signatures.view(np.ndarray)
-                    sig = np.concatenate([sig_flat[s:s + k] for s, k in spans])
-            else:
-                positions = gather_ranges(starts[nz], lengths[nz])
-                post = flat[positions]
-                if use_he:
-                    sig = seg.signatures.view(np.ndarray)[positions]
+            post, sig = seg.read(starts[nz], lengths[nz], signatures=use_he)
             run_lengths = lengths[nz]
             if use_he:
                 # the selective kernel drops most postings: keep only those within the Hamming
@@ -505,10 +494,10 @@ class InvertedIndex:
                 kept = np.flatnonzero(keep)
                 post, h = post[kept], h[kept]
                 n = int(kept.size)
-                tf_weight = self._tf_weights(post)
+                tf_weight = burst_weights(post, self.burstiness)
                 tf_weight *= kernel[h]
             else:
-                tf_weight = self._tf_weights(post)
+                tf_weight = burst_weights(post, self.burstiness)
             docs = (post >> np.uint32(TF_BITS)).view(np.int32)  # doc < 2**30: the same bits
             if _SPARSE_MIN_POSTINGS <= n < 1 << 31:
                 # one compiled pass: the postings as a (docs x words) CSC matrix times the word
@@ -530,34 +519,6 @@ class InvertedIndex:
             return np.zeros(self.n_docs, dtype=np.float32), 0
         total *= self._inverse_norms()
         return total, touched
-
-    def _tf_weights(self, post: np.ndarray) -> np.ndarray:
-        """``(P,) float32`` the burstiness-weighted term count of each ``(P,) uint32`` posting."""
-        return self._code_weights(post)
-
-    def _code_weights(self, post: np.ndarray) -> np.ndarray:
-        """Burst weight of the count code in the low bits of ``(P,) uint32`` postings.
-
-        numpy only, and without an index array: the low byte is cast to ``uint8``, masked to the
-        code, ``code + 1`` is written as float32 and the burstiness function applied in place.
-        Measured side by side at 8M postings on a loaded 2-core machine: 1.27x the time of the
-        former 256-entry ``cv2.LUT`` for this step alone (64 vs 51 ms), within noise for a whole
-        8M-posting query (ratio 0.92-1.06); a table lookup by fancy indexing was 1.36x slower end
-        to end (it casts the codes to int64 positions). ``sqrt`` and ``none`` are exact, so the
-        weights equal the former table's bit for bit.
-        """
-        code = np.asarray(post).astype(np.uint8)
-        mask = int(TF_MASK)
-        if mask < 0xFF:
-            np.bitwise_and(code, np.uint8(mask), out=code)
-        if mask + 1 > TF_CAP:  # a wider tf field (scale bench emulation): codes past the cap
-            np.minimum(code, np.uint8(TF_CAP - 1), out=code)
-        w = np.add(code, np.float32(1.0), dtype=np.float32)  # cast in buffered chunks: one pass
-        if self.burstiness == "sqrt":
-            np.sqrt(w, out=w)
-        elif self.burstiness == "log":
-            np.log1p(w, out=w)
-        return w
 
     def _inverse_norms(self) -> np.ndarray:
         """``(n_docs,) float32`` 1 / norm for live documents with a non-zero norm, else 0 (cached

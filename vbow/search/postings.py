@@ -19,8 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vbow.search.csr import gather_ranges
+
 __all__ = ["PostingSegment", "TF_CAP", "TF_BITS", "TF_MASK", "MAX_DOCS", "pack_postings",
-           "unpack_postings"]
+           "unpack_postings", "burst_weights"]
 
 #: Term counts are stored capped at this value (2 bits).
 TF_CAP = 4
@@ -55,6 +57,43 @@ def unpack_postings(postings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Inverse of :func:`pack_postings`: ``(P,) uint32`` docs and ``(P,) uint8`` counts."""
     postings = np.asarray(postings, dtype=np.uint32)
     return postings >> np.uint32(TF_BITS), ((postings & TF_MASK) + 1).astype(np.uint8)
+
+
+def burst_weights(postings: np.ndarray, burstiness: str) -> np.ndarray:
+    """Burst weight of the count code in the low bits of packed postings.
+
+    numpy only, and without an index array: the low byte is cast to ``uint8``, masked to the
+    code, ``code + 1`` is written as float32 and the burstiness function applied in place.
+    Measured side by side at 8M postings on a loaded 2-core machine: 1.27x the time of the
+    former 256-entry ``cv2.LUT`` for this step alone (64 vs 51 ms), within noise for a whole
+    8M-posting query (ratio 0.92-1.06); a table lookup by fancy indexing was 1.36x slower end
+    to end (it casts the codes to int64 positions). ``sqrt`` and ``none`` are exact, so the
+    weights equal the former table's bit for bit.
+
+    Parameters
+    ----------
+    postings : np.ndarray
+        ``(P,) uint32`` packed postings (see :func:`pack_postings`).
+    burstiness : str
+        ``"sqrt"``, ``"log"`` (``log1p``) or ``"none"`` (see :mod:`vbow.search.weighting`).
+
+    Returns
+    -------
+    np.ndarray
+        ``(P,) float32`` weight of each posting's (capped) term count.
+    """
+    code = np.asarray(postings).astype(np.uint8)
+    mask = int(TF_MASK)
+    if mask < 0xFF:
+        np.bitwise_and(code, np.uint8(mask), out=code)
+    if mask + 1 > TF_CAP:  # a wider tf field (scale bench emulation): codes past the cap
+        np.minimum(code, np.uint8(TF_CAP - 1), out=code)
+    w = np.add(code, np.float32(1.0), dtype=np.float32)  # cast in buffered chunks: one pass
+    if burstiness == "sqrt":
+        np.sqrt(w, out=w)
+    elif burstiness == "log":
+        np.log1p(w, out=w)
+    return w
 
 
 @dataclass
@@ -101,3 +140,33 @@ class PostingSegment:
     def word_of_posting(self) -> np.ndarray:
         """``(P,) int64`` the word of each posting."""
         return np.repeat(np.arange(self.word_offsets.shape[0] - 1), self.word_counts())
+
+    def read(self, starts: np.ndarray, lengths: np.ndarray, *, signatures: bool = False
+             ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The postings (and signatures) of the ranges ``[starts[i], starts[i] + lengths[i])``,
+        concatenated in order.
+
+        Parameters
+        ----------
+        starts, lengths : np.ndarray
+            ``(m,) int64`` ranges into :attr:`postings`, e.g. of a query's words (non-empty).
+        signatures : bool
+            Also read :attr:`signatures` (the segment must carry them).
+
+        Returns
+        -------
+        postings : np.ndarray
+            ``(sum(lengths),) uint32``.
+        signatures : np.ndarray or None
+            ``(sum(lengths),) uint64``, or None when not asked for.
+        """
+        flat = self.postings.view(np.ndarray)  # plain view: slicing a np.memmap is slow
+        sig_flat = self.signatures.view(np.ndarray) if signatures else None
+        if starts.size <= 4096:  # contiguous slices: memcpy speed, no int64 position array
+            spans = list(zip(starts.tolist(), lengths.tolist()))
+            post = np.concatenate([flat[s:s + k] for s, k in spans])
+            sig = None if sig_flat is None else \
+                np.concatenate([sig_flat[s:s + k] for s, k in spans])
+            return post, sig
+        positions = gather_ranges(starts, lengths)
+        return flat[positions], None if sig_flat is None else sig_flat[positions]
