@@ -28,7 +28,8 @@ from vbow.search.inverted_index import InvertedIndex
 from vbow.search.postings import TF_CAP
 from vbow.search.weighting import bag_of_words, tfidf
 from vbow.verify.keypoint_store import KeypointStore
-from vbow.verify.verification import QueryWords, Verification, verify_pair
+from vbow.verify.shortlist import verify_shortlist
+from vbow.verify.verification import QueryWords, Verification
 from vbow.vocab.training import descriptors32
 from vbow.vocab.vocabulary import Vocabulary
 
@@ -237,17 +238,13 @@ class QueryPlan:
             The images that verified (inliers > 0), by id.
         """
         cfg = self.config
-        store, size = self.state.store, self.state.catalog.size
-        out: dict[int, Verification] = {}
-        for doc in np.asarray(docs, np.int64).tolist():
-            db_words, db_kp = store.get(doc)
-            w, h = (int(x) for x in size[doc])
-            v = verify_pair(features.keypoints, db_kp, matcher.pairs_with(db_words), db_size=(w, h),
-                            model=cfg.model, threshold=cfg.ransac_threshold,
-                            min_inliers=cfg.min_inliers, seed=cfg.random_state)
-            if v.inliers > 0:
-                out[doc] = v
-        return out
+        ids = np.asarray(docs, np.int64)
+        offsets, db_words, db_kp = self.state.store.gather(ids)
+        found = verify_shortlist(features.keypoints, matcher, offsets, db_words, db_kp,
+                                 np.asarray(self.state.catalog.size[ids]), model=cfg.model,
+                                 threshold=cfg.ransac_threshold, min_inliers=cfg.min_inliers,
+                                 seed=cfg.random_state)
+        return {int(ids[i]): v for i, v in found.items()}
 
     def expanded_ranking(self, bag: QueryBag, query_colour: np.ndarray, expand: list[int],
                          verifications: Mapping[int, Verification], allowed: np.ndarray,

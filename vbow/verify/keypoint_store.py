@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vbow.search.csr import offsets_from_counts
+from vbow.search.csr import gather_ranges, offsets_from_counts
 from vbow.errors import InvalidInputError
 
 __all__ = ["KeypointStore", "encode_geometry", "decode_geometry", "MAX_COORD"]
@@ -189,6 +189,51 @@ class KeypointStore:
         s, e = int(block.offsets[local]), int(block.offsets[local + 1])
         return (block.words[s:e].astype(np.int64),
                 decode_geometry(block.xy[s:e], block.log_scale[s:e], block.angle[s:e]))
+
+    def gather(self, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Words and keypoints of many images at once, in CSR form (one copy per block, no
+        Python loop per image).
+
+        Parameters
+        ----------
+        image_ids : np.ndarray
+            ``(n,) int`` image ids, any order, repeats allowed.
+
+        Returns
+        -------
+        offsets : np.ndarray
+            ``(n + 1,) int64``: image ``image_ids[i]``'s features are rows
+            ``offsets[i]:offsets[i + 1]`` of the two arrays below.
+        words : np.ndarray
+            ``(F,) int64`` word id per feature.
+        keypoints : np.ndarray
+            ``(F, 4) float32`` x, y, size, angle°, as :meth:`get` gives them.
+        """
+        ids = np.asarray(image_ids, dtype=np.int64).reshape(-1)
+        if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.n_images):
+            raise InvalidInputError(f"image ids must be in 0..{self.n_images - 1}")
+        block_of = np.searchsorted(self._block_starts, ids, side="right") - 1
+        starts = np.zeros(ids.size, np.int64)
+        lengths = np.zeros(ids.size, np.int64)
+        for b in np.unique(block_of).tolist():
+            sel = block_of == b
+            local = ids[sel] - self._block_starts[b]
+            starts[sel] = self._blocks[b].offsets[local]
+            lengths[sel] = self._blocks[b].offsets[local + 1] - starts[sel]
+        offsets = offsets_from_counts(lengths)
+        total = int(offsets[-1])
+        words = np.empty(total, np.int64)
+        xy = np.empty((total, 2), np.uint16)
+        log_scale = np.empty(total, np.uint8)
+        angle = np.empty(total, np.uint8)
+        for b in np.unique(block_of).tolist():
+            sel = np.flatnonzero(block_of == b)
+            src = gather_ranges(starts[sel], lengths[sel])
+            dst = gather_ranges(offsets[sel], lengths[sel])
+            block = self._blocks[b]
+            words[dst], xy[dst] = block.words[src], block.xy[src]
+            log_scale[dst], angle[dst] = block.log_scale[src], block.angle[src]
+        return offsets, words, decode_geometry(xy, log_scale, angle)
 
     def select(self, keep: np.ndarray) -> None:
         """Keep only the images where ``keep`` is True, renumbered in order."""

@@ -32,10 +32,13 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from vbow.search.csr import gather_ranges
 from vbow.errors import UnknownOptionError
+from vbow.verify.correspondences import QueryWords, word_correspondences
+from vbow.verify.hypotheses import (ScaleRotationBins, best_hypotheses, hypothesis_subsets,
+                                    segment_medians)
 
-__all__ = ["Verification", "QueryWords", "word_correspondences", "verify_pair", "MODELS"]
+__all__ = ["Verification", "QueryWords", "word_correspondences", "verify_pair", "MODELS",
+           "verify_candidates", "minimum_support"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +47,8 @@ MODELS: tuple[str, ...] = ("similarity", "affine", "homography")
 _MIN_POINTS = {"similarity": 2, "affine": 3, "homography": 4}
 #: Inliers are counted once per square of this many (processed) pixels on each side.
 _LOCATION_CELL = 2.0
+#: A candidate's hypotheses share a position tolerance in chunks of this many.
+_TOLERANCE_CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -69,92 +74,6 @@ class Verification:
 
 
 _EMPTY_PAIRS = np.zeros((0, 2), dtype=np.int64)
-
-
-class QueryWords:
-    """A query's feature words, prepared once to find correspondences with many catalog images.
-
-    Parameters
-    ----------
-    query_words : np.ndarray
-        ``(nq,)`` or ``(nq, k) int`` word ids of the query's features (``k`` > 1 with multiple
-        assignment; ``-1`` entries are ignored). The words of one row must be distinct, as
-        :meth:`vbow.vocab.vocabulary.Vocabulary.quantise_multi` returns them.
-    max_fanout : int
-        Skip words that occur more than this many times in the query or in a catalog image.
-
-    Notes
-    -----
-    The query's words are sorted once; each catalog image's words are then looked up in them,
-    a few hundred binary searches per image instead of one per query word.
-    """
-
-    def __init__(self, query_words: np.ndarray, *, max_fanout: int = 5) -> None:
-        qw = np.asarray(query_words, dtype=np.int64)
-        if qw.ndim == 1:
-            qw = qw[:, None]
-        flat = qw.reshape(-1)
-        slot = np.flatnonzero(flat >= 0)  # position in the flattened (nq, k) array
-        words = flat[slot]
-        _, inverse, counts = np.unique(words, return_inverse=True, return_counts=True)
-        keep = counts[inverse] <= max_fanout  # drop bursty words on the query side
-        slot, words = slot[keep], words[keep]
-        order = np.argsort(words, kind="stable")
-        self.sorted_words = words[order]
-        self.slots = slot[order]
-        self.k = qw.shape[1]
-        self.max_fanout = int(max_fanout)
-
-    def pairs_with(self, db_words: np.ndarray) -> np.ndarray:
-        """``(m, 2) int64`` (query feature index, catalog feature index) pairs sharing a word,
-        each pair once, ordered by query feature, then its word's assignment rank, then
-        catalog feature; ``db_words`` is ``(nd,) int``."""
-        dw = np.asarray(db_words, dtype=np.int64)
-        if self.sorted_words.size == 0 or dw.size == 0:
-            return _EMPTY_PAIRS
-        d_order = np.argsort(dw, kind="stable")
-        d_sorted = dw[d_order]
-        fanout = np.searchsorted(d_sorted, dw, side="right") - np.searchsorted(d_sorted, dw, side="left")
-        d_idx = np.flatnonzero(fanout <= self.max_fanout)  # drop bursty catalog words
-        lo = np.searchsorted(self.sorted_words, dw[d_idx], side="left")
-        lengths = np.searchsorted(self.sorted_words, dw[d_idx], side="right") - lo
-        positions = gather_ranges(lo, lengths)
-        if positions.size == 0:
-            return _EMPTY_PAIRS
-        slots = self.slots[positions]
-        d = np.repeat(d_idx, lengths)
-        order = np.lexsort((d, slots))
-        # a descriptor's k assigned words are distinct, so every pair occurs once
-        return np.stack([slots[order] // self.k, d[order]], axis=1)
-
-
-def word_correspondences(query_words: np.ndarray, db_words: np.ndarray, *,
-                         max_fanout: int = 5) -> np.ndarray:
-    """Pairs of features that share a visual word, for one catalog image.
-
-    ``query_words`` and ``max_fanout`` are as in :class:`QueryWords` (which prepares the query
-    once to match it against many images); ``db_words`` is the ``(nd,) int`` word ids of the
-    catalog image's features. Returns ``(m, 2) int64`` (query feature index, catalog feature
-    index), each pair once.
-    """
-    return QueryWords(query_words, max_fanout=max_fanout).pairs_with(db_words)
-
-
-def _similarity_hypotheses(q: np.ndarray, d: np.ndarray, hyp: np.ndarray, tol: float,
-                           scale_tol: float, angle_tol: float) -> np.ndarray:
-    """``(h, m) bool`` which correspondences agree with each single-pair similarity hypothesis."""
-    ratio = np.log(np.maximum(q[:, 2], 1e-6) / np.maximum(d[:, 2], 1e-6))     # (m,)
-    rot = np.deg2rad(q[:, 3] - d[:, 3])                                       # (m,)
-    s = np.exp(ratio[hyp])[:, None]
-    c, sn = np.cos(rot[hyp])[:, None], np.sin(rot[hyp])[:, None]
-    dx = d[None, :, 0] - d[hyp, 0][:, None]
-    dy = d[None, :, 1] - d[hyp, 1][:, None]
-    px = q[hyp, 0][:, None] + s * (c * dx - sn * dy)
-    py = q[hyp, 1][:, None] + s * (sn * dx + c * dy)
-    close = (px - q[None, :, 0]) ** 2 + (py - q[None, :, 1]) ** 2 < tol * tol
-    same_scale = np.abs(ratio[None, :] - ratio[hyp][:, None]) < scale_tol
-    drot = np.abs(np.mod(rot[None, :] - rot[hyp][:, None] + np.pi, 2 * np.pi) - np.pi)
-    return close & same_scale & (drot < angle_tol)
 
 
 def _location_ids(xy: np.ndarray, cell: float) -> np.ndarray:
@@ -230,37 +149,86 @@ def verify_pair(query_kp: np.ndarray, db_kp: np.ndarray, pairs: np.ndarray, *,
     -------
     Verification
     """
+    pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+    return verify_candidates(query_kp, db_kp, np.array([0, db_kp.shape[0]], np.int64), pairs,
+                             np.array([0, pairs.shape[0]], np.int64), np.array([db_size]),
+                             model=model, threshold=threshold,
+                             hypothesis_tolerance=hypothesis_tolerance,
+                             max_hypotheses=max_hypotheses, min_inliers=min_inliers, seed=seed)[0]
+
+
+def verify_candidates(query_kp: np.ndarray, db_kp: np.ndarray, db_offsets: np.ndarray,
+                      pairs: np.ndarray, pair_offsets: np.ndarray, db_sizes: np.ndarray, *,
+                      model: str = "homography", threshold: float = 6.0,
+                      hypothesis_tolerance: float = 0.08, max_hypotheses: int = 200,
+                      min_inliers: int = 8, seed: int = 0) -> list[Verification]:
+    """:func:`verify_pair` for ``n`` candidate images at once, with the same results.
+
+    The hypotheses of every candidate are scored in one batch (:mod:`vbow.verify.hypotheses`);
+    only the candidates whose best hypothesis has enough support reach the robust fit, one
+    OpenCV call each.
+
+    Parameters
+    ----------
+    query_kp : np.ndarray
+        ``(nq, 4) float32`` query keypoints.
+    db_kp, db_offsets : np.ndarray
+        ``(F, 4) float32`` keypoints of all candidates and their ``(n + 1,) int64`` CSR offsets.
+    pairs, pair_offsets : np.ndarray
+        ``(M, 2) int`` correspondences (query feature, catalog feature within its image),
+        candidate by candidate, and their ``(n + 1,) int64`` offsets
+        (:meth:`QueryWords.pairs_with_many`).
+    db_sizes : np.ndarray
+        ``(n, 2) int`` width and height of each candidate.
+    model, threshold, hypothesis_tolerance, max_hypotheses, min_inliers, seed
+        As in :func:`verify_pair`, for every candidate.
+
+    Returns
+    -------
+    list of Verification
+        One per candidate, in order.
+    """
     if model not in MODELS:
         raise UnknownOptionError("geometric model", model, MODELS)
-    m = int(pairs.shape[0])
-    fail = Verification(0, None, _EMPTY_PAIRS, m)
-    if m < max(_MIN_POINTS[model], min_inliers):
-        return fail
+    pair_offsets = np.asarray(pair_offsets, np.int64)
+    db_offsets = np.asarray(db_offsets, np.int64)
+    n = pair_offsets.size - 1
+    counts = np.diff(pair_offsets)
+    cand_of_pair = np.repeat(np.arange(n, dtype=np.int64), counts)
     q = query_kp[pairs[:, 0]].astype(np.float64)
-    d = db_kp[pairs[:, 1]].astype(np.float64)
-    hyp = _hypothesis_subset(m, max_hypotheses, seed)
-    # position tolerance grows with the hypothesis scale (catalog pixels mapped to query pixels)
+    d = db_kp[db_offsets[cand_of_pair] + pairs[:, 1]].astype(np.float64)
+    ratio = np.log(np.maximum(q[:, 2], 1e-6) / np.maximum(d[:, 2], 1e-6))
+    rotation = np.deg2rad(q[:, 3] - d[:, 3])
+    need = minimum_support(model, min_inliers)
+    hyp, hyp_cand = hypothesis_subsets(pair_offsets, need, max_hypotheses, seed)
+    # position tolerance grows with the hypothesis scale (catalog pixels mapped to query
+    # pixels): the median over chunks of 64 hypotheses of a candidate, at least `threshold`
+    longer_side = np.max(np.asarray(db_sizes, np.float64).reshape(n, 2), axis=1)
+    first = np.searchsorted(hyp_cand, hyp_cand, side="left")
+    chunk = hyp_cand * (max_hypotheses // _TOLERANCE_CHUNK + 2) + \
+        (np.arange(hyp.size) - first) // _TOLERANCE_CHUNK
     scale_of_hyp = q[hyp, 2] / np.maximum(d[hyp, 2], 1e-6)
-    base_tol = hypothesis_tolerance * max(db_size)
-    agree = np.zeros((hyp.size, m), dtype=bool)
-    for lo in range(0, hyp.size, 64):
-        sl = slice(lo, lo + 64)
-        tol = max(threshold, float(np.median(base_tol * scale_of_hyp[sl])))
-        agree[sl] = _similarity_hypotheses(q, d, hyp[sl], tol, np.log(2.0), np.deg2rad(30.0))
-    support = agree.sum(axis=1)
-    best = int(np.argmax(support))
-    candidate = agree[best]
-    if int(candidate.sum()) < max(_MIN_POINTS[model], min_inliers):
-        return fail
-    return _fit_consistent(q, d, pairs, candidate, db_size, model, threshold, min_inliers)
+    tol = np.maximum(threshold, segment_medians(
+        (hypothesis_tolerance * longer_side[hyp_cand]) * scale_of_hyp, chunk))
+    bins = ScaleRotationBins(cand_of_pair, ratio, rotation)
+    supporters = best_hypotheses(q, d, ratio, rotation, bins, hyp, hyp_cand, tol, n, need)
+    out = []
+    for c in range(n):
+        lo, hi = int(pair_offsets[c]), int(pair_offsets[c + 1])
+        if supporters[c] is None:
+            out.append(Verification(0, None, _EMPTY_PAIRS, hi - lo))
+            continue
+        consistent = np.zeros(hi - lo, bool)
+        consistent[supporters[c] - lo] = True
+        w, h = (int(x) for x in np.asarray(db_sizes).reshape(n, 2)[c])
+        out.append(_fit_consistent(q[lo:hi], d[lo:hi], pairs[lo:hi], consistent, (w, h), model,
+                                   threshold, min_inliers))
+    return out
 
 
-def _hypothesis_subset(m: int, max_hypotheses: int, seed: int) -> np.ndarray:
-    """``(h,) int64`` the correspondences tried as single-pair hypotheses (all, or a seeded
-    sorted subset of ``max_hypotheses``)."""
-    if m <= max_hypotheses:
-        return np.arange(m)
-    return np.sort(np.random.default_rng(seed).choice(m, max_hypotheses, replace=False))
+def minimum_support(model: str, min_inliers: int) -> int:
+    """Fewest consistent correspondences a candidate needs to be fitted with ``model``."""
+    return max(_MIN_POINTS[model], int(min_inliers))
 
 
 def _fit_consistent(q: np.ndarray, d: np.ndarray, pairs: np.ndarray, candidate: np.ndarray,
