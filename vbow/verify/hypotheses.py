@@ -86,13 +86,13 @@ class ScaleRotationBins:
     def neighbours(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Every (hypothesis, correspondence) pair to compare.
 
-        Returns ``row`` and ``member``, both ``(E,) int64``: position in ``idx`` and the index
-        of a correspondence in the neighbourhood of ``idx[row]``, ordered by row."""
+        Returns ``counts``, ``(len(idx),) int64`` neighbourhood sizes (each >= 1: a
+        correspondence is in its own neighbourhood), and ``member``, ``(counts.sum(),) int64``
+        the indices of the correspondences in the neighbourhood of ``idx[0]``, then of
+        ``idx[1]``, and so on."""
         starts, lengths = self._neighbour_ranges(idx)
-        flat = lengths.reshape(-1)
-        member = self.order[gather_ranges(starts.reshape(-1), flat)]
-        row = np.repeat(np.arange(len(idx), dtype=np.int64), lengths.sum(axis=1))
-        return row, member
+        member = self.order[gather_ranges(starts.reshape(-1), lengths.reshape(-1))]
+        return lengths.sum(axis=1), member
 
 
 def hypothesis_subsets(pair_offsets: np.ndarray, need: int, max_hypotheses: int,
@@ -145,27 +145,46 @@ class _Correspondences:
         self.dx, self.dy = np.ascontiguousarray(d[:, 0]), np.ascontiguousarray(d[:, 1])
         self.ratio, self.rotation = ratio, rotation
 
-    def agreement(self, hyp: np.ndarray, tol: np.ndarray, row: np.ndarray,
+    def agreement(self, hyp: np.ndarray, tol: np.ndarray, counts: np.ndarray,
                   member: np.ndarray) -> np.ndarray:
-        """``(E,) bool`` whether correspondence ``member[e]`` supports hypothesis
-        ``hyp[row[e]]`` with position tolerance ``tol[row[e]]`` (``hyp``, ``tol``: ``(h,)``).
+        """``(E,) bool`` whether each correspondence of ``member`` supports its hypothesis:
+        the first ``counts[0]`` are compared with ``hyp[0]`` (position tolerance ``tol[0]``),
+        the next ``counts[1]`` with ``hyp[1]``, and so on.
 
-        The tests run cheapest first, each on the survivors of the one before."""
-        out = np.zeros(member.size, bool)
+        The position test runs first, on every pair (per-hypothesis values are repeated, not
+        gathered, since each hypothesis' pairs are contiguous); it is the selective one, so the
+        scale and rotation tests run on its survivors only. Each comparison is computed with
+        the same floating-point operations as the dense form (products and sums commuted only).
+        """
+        def per_pair(values: np.ndarray) -> np.ndarray:
+            return np.repeat(values, counts)
+
         h_ratio, h_angle = self.ratio[hyp], self.rotation[hyp]
-        live = np.flatnonzero(np.abs(self.ratio[member] - h_ratio[row]) < SCALE_TOLERANCE)
-        r, j = row[live], member[live]
+        cos, sin, scale = per_pair(np.cos(h_angle)), per_pair(np.sin(h_angle)), per_pair(np.exp(h_ratio))
+        ex = self.dx[member]
+        ex -= per_pair(self.dx[hyp])
+        ey = self.dy[member]
+        ey -= per_pair(self.dy[hyp])
+        px = cos * ex
+        px -= sin * ey
+        px *= scale
+        px += per_pair(self.qx[hyp])
+        px -= self.qx[member]
+        py = sin * ex
+        py += cos * ey
+        py *= scale
+        py += per_pair(self.qy[hyp])
+        py -= self.qy[member]
+        px *= px
+        py *= py
+        px += py
+        t = per_pair(tol)
+        t *= t
+        live = np.flatnonzero(px < t)
+        j, r = member[live], np.repeat(np.arange(hyp.size), counts)[live]
         turn = np.abs(np.mod(self.rotation[j] - h_angle[r] + np.pi, 2 * np.pi) - np.pi)
-        keep = turn < ANGLE_TOLERANCE
-        live, r, j = live[keep], r[keep], j[keep]
-        s = np.exp(h_ratio)[r]
-        c, sn = np.cos(h_angle)[r], np.sin(h_angle)[r]
-        ex = self.dx[j] - self.dx[hyp][r]
-        ey = self.dy[j] - self.dy[hyp][r]
-        px = self.qx[hyp][r] + s * (c * ex - sn * ey)
-        py = self.qy[hyp][r] + s * (sn * ex + c * ey)
-        t = tol[r]
-        out[live] = (px - self.qx[j]) ** 2 + (py - self.qy[j]) ** 2 < t * t
+        out = np.zeros(member.size, bool)
+        out[live] = (np.abs(self.ratio[j] - h_ratio[r]) < SCALE_TOLERANCE) & (turn < ANGLE_TOLERANCE)
         return out
 
 
@@ -178,9 +197,10 @@ def _support(geometry: _Correspondences, bins: ScaleRotationBins, hyp: np.ndarra
                             * _BATCH_ELEMENTS)
     for lo, hi in zip(np.r_[0, edges], np.r_[edges, hyp.size]):
         if hi > lo:
-            row, member = bins.neighbours(hyp[lo:hi])
-            agree = geometry.agreement(hyp[lo:hi], tol[lo:hi], row, member)
-            support[lo:hi] = np.bincount(row, weights=agree, minlength=hi - lo).astype(np.int64)
+            counts, member = bins.neighbours(hyp[lo:hi])
+            agree = geometry.agreement(hyp[lo:hi], tol[lo:hi], counts, member)
+            support[lo:hi] = np.add.reduceat(agree, np.r_[0, np.cumsum(counts)[:-1]],
+                                             dtype=np.int64)
     return support
 
 
@@ -238,9 +258,10 @@ def best_hypotheses(q: np.ndarray, d: np.ndarray, ratio: np.ndarray, rotation: n
     winners = winners[support[winners] >= need]
     if winners.size == 0:
         return out
-    row, member = bins.neighbours(hyp[winners])
-    agree = geometry.agreement(hyp[winners], tol[winners], row, member)
-    row, member = row[agree], member[agree]
+    counts, member = bins.neighbours(hyp[winners])
+    agree = geometry.agreement(hyp[winners], tol[winners], counts, member)
+    row = np.repeat(np.arange(winners.size), counts)[agree]
+    member = member[agree]
     split = np.searchsorted(row, np.arange(1, winners.size))
     for w, members in zip(hyp_cand[winners].tolist(), np.split(member, split)):
         out[w] = np.sort(members)
