@@ -109,9 +109,11 @@ def test_batched_candidates_equal_the_dense_form_one_by_one(seed, n, upright, mo
     # every candidate's pairs refer to the first candidate's query keypoints
     db_offsets = offsets_from_counts(np.array([len(d) for d in db_kps]))
     pair_offsets = offsets_from_counts(np.array([len(p) for p in pair_sets]))
-    batched = verify_candidates(query_kp, np.concatenate(db_kps), db_offsets,
-                                np.concatenate(pair_sets).astype(np.int64).reshape(-1, 2),
-                                pair_offsets, np.array(sizes), model=model, seed=seed % 1000)
+    all_pairs = np.concatenate(pair_sets).astype(np.int64).reshape(-1, 2)
+    of = np.repeat(np.arange(n), np.diff(pair_offsets))
+    batched = verify_candidates(query_kp, all_pairs, pair_offsets,
+                                np.concatenate(db_kps)[db_offsets[of] + all_pairs[:, 1]],
+                                np.array(sizes), model=model, seed=seed % 1000)
     for c in range(n):
         inliers, transform, inlier_pairs = dense_verification(
             query_kp, db_kps[c], pair_sets[c].reshape(-1, 2), sizes[c], model, seed=seed % 1000)
@@ -134,10 +136,9 @@ def test_a_real_warp_verifies_the_same_batched_and_dense(model):
     rng = np.random.default_rng(1)
     decoy = np.unique(np.c_[rng.integers(0, len(fq), 300), rng.integers(0, len(fp), 300)], axis=0)
     sets = [decoy, true_pairs, decoy[:40]]
-    out = verify_candidates(fq.keypoints, np.concatenate([fp.keypoints] * 3),
-                            offsets_from_counts(np.full(3, len(fp))), np.concatenate(sets),
-                            offsets_from_counts(np.array([len(s) for s in sets])),
-                            np.array([(320, 320)] * 3), model=model)
+    flat = np.concatenate(sets)
+    out = verify_candidates(fq.keypoints, flat, offsets_from_counts(np.array([len(s) for s in sets])),
+                            fp.keypoints[flat[:, 1]], np.array([(320, 320)] * 3), model=model)
     assert out[1].inliers >= 30
     for c, pairs in enumerate(sets):
         inliers, _, inlier_pairs = dense_verification(fq.keypoints, fp.keypoints, pairs,
@@ -230,11 +231,16 @@ def test_verify_shortlist_keeps_only_candidates_that_verified():
     fp, fq = SIFT.extract(prod), SIFT.extract(warp(prod, CASES["similarity"]))
     words_q = nn_words(fq.descriptors, fp.descriptors)
     other = SIFT.extract(product(9))
-    db_words = [np.arange(len(other)) + 10_000, np.arange(len(fp))]   # no shared word, all shared
-    found = verify_shortlist(fq.keypoints, QueryWords(words_q), offsets_from_counts(
-        np.array([len(other), len(fp)])), np.concatenate(db_words),
-        np.concatenate([other.keypoints, fp.keypoints]), np.array([(320, 320)] * 2))
+    store = KeypointStore(20_000)
+    store.add([np.arange(len(other)) + 10_000], [other.keypoints])   # no word shared
+    store.add([np.arange(len(fp))], [fp.keypoints])                  # its own words: all shared
+    found = verify_shortlist(fq.keypoints, QueryWords(words_q), store, np.array([0, 1]),
+                             np.array([(320, 320)] * 2))
     assert list(found) == [1] and found[1].inliers >= 30
+    single = verify_pair(fq.keypoints, fp.keypoints, QueryWords(words_q).pairs_with(np.arange(len(fp))),
+                         db_size=(320, 320))
+    assert found[1].inliers == single.inliers
+    np.testing.assert_array_equal(found[1].pairs, single.pairs)
 
 
 def test_a_tie_with_an_earlier_hypothesis_of_a_smaller_bin_goes_to_the_earlier_one():

@@ -239,8 +239,7 @@ class QueryPlan:
         """
         cfg = self.config
         ids = np.asarray(docs, np.int64)
-        offsets, db_words, db_kp = self.state.store.gather(ids)
-        found = verify_shortlist(features.keypoints, matcher, offsets, db_words, db_kp,
+        found = verify_shortlist(features.keypoints, matcher, self.state.store, ids,
                                  np.asarray(self.state.catalog.size[ids]), model=cfg.model,
                                  threshold=cfg.ransac_threshold, min_inliers=cfg.min_inliers,
                                  seed=cfg.random_state)

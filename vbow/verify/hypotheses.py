@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vbow.search.csr import gather_ranges
+from vbow.search.csr import gather_ranges, offsets_from_counts
 
 __all__ = ["SCALE_TOLERANCE", "ANGLE_TOLERANCE", "ScaleRotationBins", "hypothesis_subsets",
            "segment_medians", "best_hypotheses"]
@@ -39,6 +39,8 @@ _SCALE_BIN = SCALE_TOLERANCE * 1.01
 _N_ANGLE_BINS = 11
 #: Hypothesis-correspondence comparisons per batch (bounds the temporaries to a few MB each).
 _BATCH_ELEMENTS = 1 << 19
+#: Up to this many (candidate, scale, rotation) cells, bins are looked up in a dense table.
+_DENSE_CELLS = 1 << 22
 
 
 class ScaleRotationBins:
@@ -65,8 +67,15 @@ class ScaleRotationBins:
         self._a_bin = a_bin
         cells = self._row * _N_ANGLE_BINS + a_bin
         self.order = np.argsort(cells, kind="stable")               # correspondences by cell
-        self.cells, self.starts, self.counts = np.unique(cells[self.order], return_index=True,
-                                                         return_counts=True)
+        n_cells = (int(np.max(group)) + 1) * n_r * _N_ANGLE_BINS if r_bin.size else 0
+        if n_cells <= _DENSE_CELLS:   # a dense table of every cell's start and count
+            self._dense = True
+            self.counts = np.bincount(cells, minlength=n_cells)
+            self.starts = offsets_from_counts(self.counts)[:-1]
+        else:
+            self._dense = False
+            self.cells, self.starts, self.counts = np.unique(cells[self.order], return_index=True,
+                                                             return_counts=True)
 
     def _neighbour_ranges(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(len(idx), 9) int64`` start (in :attr:`order`) and length of each neighbour cell."""
@@ -74,6 +83,8 @@ class ScaleRotationBins:
         row = self._row[idx][:, None] + np.repeat(np.array([-1, 0, 1]), 3)[None, :]
         col = (self._a_bin[idx][:, None] + np.tile(np.array([-1, 0, 1]), 3)[None, :]) % _N_ANGLE_BINS
         wanted = row * _N_ANGLE_BINS + col
+        if self._dense:                # rows stay inside their candidate's range: no bounds check
+            return self.starts[wanted], self.counts[wanted]
         pos = np.minimum(np.searchsorted(self.cells, wanted), max(self.cells.size - 1, 0))
         hit = self.cells[pos] == wanted if self.cells.size else np.zeros(wanted.shape, bool)
         return np.where(hit, self.starts[pos], 0), np.where(hit, self.counts[pos], 0)

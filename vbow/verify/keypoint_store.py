@@ -209,10 +209,17 @@ class KeypointStore:
         keypoints : np.ndarray
             ``(F, 4) float32`` x, y, size, angle°, as :meth:`get` gives them.
         """
+        offsets, words, rows = self.gather_words(image_ids)
+        return offsets, words, self.keypoints_at(rows)
+
+    def gather_words(self, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Like :meth:`gather`, but the third array is ``(F,) int64`` each feature's row in the
+        store (for :meth:`keypoints_at`), so that only the geometry needed is decoded."""
         ids = np.asarray(image_ids, dtype=np.int64).reshape(-1)
         if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.n_images):
             raise InvalidInputError(f"image ids must be in 0..{self.n_images - 1}")
         block_of = np.searchsorted(self._block_starts, ids, side="right") - 1
+        bases = self._feature_bases()
         starts = np.zeros(ids.size, np.int64)
         lengths = np.zeros(ids.size, np.int64)
         for b in np.unique(block_of).tolist():
@@ -220,20 +227,43 @@ class KeypointStore:
             local = ids[sel] - self._block_starts[b]
             starts[sel] = self._blocks[b].offsets[local]
             lengths[sel] = self._blocks[b].offsets[local + 1] - starts[sel]
+            starts[sel] += bases[b]
         offsets = offsets_from_counts(lengths)
-        total = int(offsets[-1])
-        words = np.empty(total, np.int64)
-        xy = np.empty((total, 2), np.uint16)
-        log_scale = np.empty(total, np.uint8)
-        angle = np.empty(total, np.uint8)
-        for b in np.unique(block_of).tolist():
-            sel = np.flatnonzero(block_of == b)
-            src = gather_ranges(starts[sel], lengths[sel])
-            dst = gather_ranges(offsets[sel], lengths[sel])
+        rows = gather_ranges(starts, lengths)
+        words = np.empty(rows.size, np.int64)
+        for b, in_block in self._by_block(rows, bases):
+            words[in_block] = self._blocks[b].words[rows[in_block] - bases[b]]
+        return offsets, words, rows
+
+    def keypoints_at(self, rows: np.ndarray) -> np.ndarray:
+        """``(r, 4) float32`` decoded keypoints of feature ``rows`` (``(r,) int64``, from
+        :meth:`gather_words`)."""
+        rows = np.asarray(rows, np.int64)
+        xy = np.empty((rows.size, 2), np.uint16)
+        log_scale = np.empty(rows.size, np.uint8)
+        angle = np.empty(rows.size, np.uint8)
+        bases = self._feature_bases()
+        for b, in_block in self._by_block(rows, bases):
+            at = rows[in_block] - bases[b]
             block = self._blocks[b]
-            words[dst], xy[dst] = block.words[src], block.xy[src]
-            log_scale[dst], angle[dst] = block.log_scale[src], block.angle[src]
-        return offsets, words, decode_geometry(xy, log_scale, angle)
+            xy[in_block], log_scale[in_block], angle[in_block] = \
+                block.xy[at], block.log_scale[at], block.angle[at]
+        return decode_geometry(xy, log_scale, angle)
+
+    def _feature_bases(self) -> np.ndarray:
+        """``(n_blocks + 1,) int64`` first store row of each block's features."""
+        return offsets_from_counts(np.array([b.words.shape[0] for b in self._blocks], np.int64))
+
+    @staticmethod
+    def _by_block(rows: np.ndarray, bases: np.ndarray):
+        """``(block, positions in rows)`` for each block that holds some of ``rows``."""
+        if len(bases) == 2:                # one block: no split
+            if rows.size:
+                yield 0, slice(None)
+            return
+        block_of = np.searchsorted(bases, rows, side="right") - 1
+        for b in np.unique(block_of).tolist():
+            yield b, np.flatnonzero(block_of == b)
 
     def select(self, keep: np.ndarray) -> None:
         """Keep only the images where ``keep`` is True, renumbered in order."""

@@ -1,6 +1,9 @@
 """Geometric verification of a whole shortlist: correspondences, hypotheses and bounds for
 every candidate in one vectorised pass, then one robust fit per candidate that can pass.
 
+Only the words of the candidates are read in full; the geometry is decoded for the features
+that share a word with the query.
+
 :meth:`vbow.verify.correspondences.QueryWords.pairs_with_many` pairs the query with every
 candidate at once; :func:`vbow.verify.verification.verify_candidates` scores all candidates'
 hypotheses together and fits only the candidates whose best hypothesis has enough support.
@@ -11,16 +14,17 @@ from __future__ import annotations
 import numpy as np
 
 from vbow.verify.correspondences import QueryWords
+from vbow.verify.keypoint_store import KeypointStore
 from vbow.verify.verification import Verification, verify_candidates
 
 __all__ = ["verify_shortlist"]
 
 
-def verify_shortlist(query_kp: np.ndarray, matcher: QueryWords, db_offsets: np.ndarray,
-                     db_words: np.ndarray, db_kp: np.ndarray, db_sizes: np.ndarray, *,
-                     model: str = "homography", threshold: float = 6.0, min_inliers: int = 8,
+def verify_shortlist(query_kp: np.ndarray, matcher: QueryWords, store: KeypointStore,
+                     image_ids: np.ndarray, db_sizes: np.ndarray, *, model: str = "homography",
+                     threshold: float = 6.0, min_inliers: int = 8,
                      seed: int = 0) -> dict[int, Verification]:
-    """Verify ``n`` candidate images against one query.
+    """Verify ``n`` catalog images of a store against one query.
 
     Parameters
     ----------
@@ -28,10 +32,11 @@ def verify_shortlist(query_kp: np.ndarray, matcher: QueryWords, db_offsets: np.n
         ``(nq, 4) float32`` query keypoints.
     matcher : QueryWords
         The query's prepared words.
-    db_offsets, db_words, db_kp : np.ndarray
-        The candidates' features in CSR form
-        (:meth:`vbow.verify.keypoint_store.KeypointStore.gather`): ``(n + 1,) int64`` offsets,
-        ``(F,) int`` words, ``(F, 4) float32`` keypoints.
+    store : KeypointStore
+        The catalog's words and geometry; only the geometry of features that share a word
+        with the query is decoded.
+    image_ids : np.ndarray
+        ``(n,) int`` the candidates' ids in ``store``.
     db_sizes : np.ndarray
         ``(n, 2) int`` width and height of each candidate image.
     model, threshold, min_inliers, seed
@@ -40,10 +45,13 @@ def verify_shortlist(query_kp: np.ndarray, matcher: QueryWords, db_offsets: np.n
     Returns
     -------
     dict of int to Verification
-        By position in the shortlist, the candidates that verified (inliers > 0): what
+        By position in ``image_ids``, the candidates that verified (inliers > 0): what
         :func:`vbow.verify.verification.verify_pair` gives each of them.
     """
-    pairs, pair_offsets = matcher.pairs_with_many(db_offsets, db_words)
-    found = verify_candidates(query_kp, db_kp, db_offsets, pairs, pair_offsets, db_sizes,
-                              model=model, threshold=threshold, min_inliers=min_inliers, seed=seed)
+    offsets, words, rows = store.gather_words(image_ids)
+    pairs, pair_offsets = matcher.pairs_with_many(offsets, words)
+    of_image = np.repeat(np.arange(offsets.size - 1), np.diff(pair_offsets))
+    pair_db_kp = store.keypoints_at(rows[offsets[of_image] + pairs[:, 1]])
+    found = verify_candidates(query_kp, pairs, pair_offsets, pair_db_kp, db_sizes, model=model,
+                              threshold=threshold, min_inliers=min_inliers, seed=seed)
     return {i: v for i, v in enumerate(found) if v.inliers > 0}

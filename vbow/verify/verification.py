@@ -150,15 +150,15 @@ def verify_pair(query_kp: np.ndarray, db_kp: np.ndarray, pairs: np.ndarray, *,
     Verification
     """
     pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
-    return verify_candidates(query_kp, db_kp, np.array([0, db_kp.shape[0]], np.int64), pairs,
-                             np.array([0, pairs.shape[0]], np.int64), np.array([db_size]),
+    return verify_candidates(query_kp, pairs, np.array([0, pairs.shape[0]], np.int64),
+                             db_kp[pairs[:, 1]], np.array([db_size]),
                              model=model, threshold=threshold,
                              hypothesis_tolerance=hypothesis_tolerance,
                              max_hypotheses=max_hypotheses, min_inliers=min_inliers, seed=seed)[0]
 
 
-def verify_candidates(query_kp: np.ndarray, db_kp: np.ndarray, db_offsets: np.ndarray,
-                      pairs: np.ndarray, pair_offsets: np.ndarray, db_sizes: np.ndarray, *,
+def verify_candidates(query_kp: np.ndarray, pairs: np.ndarray, pair_offsets: np.ndarray,
+                      pair_db_kp: np.ndarray, db_sizes: np.ndarray, *,
                       model: str = "homography", threshold: float = 6.0,
                       hypothesis_tolerance: float = 0.08, max_hypotheses: int = 200,
                       min_inliers: int = 8, seed: int = 0) -> list[Verification]:
@@ -172,12 +172,12 @@ def verify_candidates(query_kp: np.ndarray, db_kp: np.ndarray, db_offsets: np.nd
     ----------
     query_kp : np.ndarray
         ``(nq, 4) float32`` query keypoints.
-    db_kp, db_offsets : np.ndarray
-        ``(F, 4) float32`` keypoints of all candidates and their ``(n + 1,) int64`` CSR offsets.
     pairs, pair_offsets : np.ndarray
         ``(M, 2) int`` correspondences (query feature, catalog feature within its image),
         candidate by candidate, and their ``(n + 1,) int64`` offsets
         (:meth:`QueryWords.pairs_with_many`).
+    pair_db_kp : np.ndarray
+        ``(M, 4) float32`` the catalog keypoint of each correspondence.
     db_sizes : np.ndarray
         ``(n, 2) int`` width and height of each candidate.
     model, threshold, hypothesis_tolerance, max_hypotheses, min_inliers, seed
@@ -191,12 +191,10 @@ def verify_candidates(query_kp: np.ndarray, db_kp: np.ndarray, db_offsets: np.nd
     if model not in MODELS:
         raise UnknownOptionError("geometric model", model, MODELS)
     pair_offsets = np.asarray(pair_offsets, np.int64)
-    db_offsets = np.asarray(db_offsets, np.int64)
     n = pair_offsets.size - 1
-    counts = np.diff(pair_offsets)
-    cand_of_pair = np.repeat(np.arange(n, dtype=np.int64), counts)
+    cand_of_pair = np.repeat(np.arange(n, dtype=np.int64), np.diff(pair_offsets))
     q = query_kp[pairs[:, 0]].astype(np.float64)
-    d = db_kp[db_offsets[cand_of_pair] + pairs[:, 1]].astype(np.float64)
+    d = np.asarray(pair_db_kp).astype(np.float64)
     ratio = np.log(np.maximum(q[:, 2], 1e-6) / np.maximum(d[:, 2], 1e-6))
     rotation = np.deg2rad(q[:, 3] - d[:, 3])
     need = minimum_support(model, min_inliers)
