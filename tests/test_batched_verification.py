@@ -23,7 +23,7 @@ from vbow.verify.hypotheses import (ANGLE_TOLERANCE, SCALE_TOLERANCE, ScaleRotat
                                     segment_medians)
 from vbow.verify.keypoint_store import KeypointStore
 from vbow.verify.shortlist import verify_shortlist
-from vbow.verify.verification import (_fit_consistent, minimum_support, verify_candidates,
+from vbow.verify.verification import (fit_consistent, minimum_support, verify_candidates,
                                       verify_pair)
 
 
@@ -64,7 +64,7 @@ def dense_verification(query_kp, db_kp, pairs, db_size, model="homography", min_
     row = dense_supporters(q, d, db_size, minimum_support(model, min_inliers), seed=seed)
     if row is None:
         return 0, None, np.zeros((0, 2), np.int64)
-    v = _fit_consistent(q, d, pairs, row, db_size, model, 6.0, min_inliers)
+    v = fit_consistent(q, d, pairs, row, db_size, model, 6.0, min_inliers)
     return v.inliers, v.transform, v.pairs
 
 

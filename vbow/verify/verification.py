@@ -1,16 +1,19 @@
-"""Geometric verification of a candidate from visual-word correspondences.
+"""Geometric verification of candidates from visual-word correspondences.
 
-1. **Correspondences** come from shared visual words (no descriptor matching): every query feature
-   is paired with the catalog image's features that carry one of its words. Words that occur more
-   than ``max_fanout`` times in either image (repeated texture) are skipped: they only add noise.
+1. **Correspondences** come from shared visual words (no descriptor matching), for a whole
+   shortlist at once (:mod:`vbow.verify.correspondences`): every query feature is paired with the
+   catalog image's features that carry one of its words. Words that occur more than
+   ``max_fanout`` times in either image (repeated texture) are skipped: they only add noise.
 2. **Hypotheses from single correspondences.** A pair of keypoints with scale and orientation
    fixes a similarity transform on its own (Philbin et al. 2007). Up to ``max_hypotheses`` such
-   hypotheses are scored against all correspondences at once (vectorised), counting pairs whose
-   position, scale ratio and rotation agree.
-3. **Model fit.** The correspondences consistent with the best hypothesis (loose tolerance) are
-   passed to a robust fit of the requested model: OpenCV's USAC MAGSAC++ for a homography, RANSAC
-   for an affine or similarity transform. Inliers are counted one-to-one by location (features
-   stacked on one point count once).
+   hypotheses per candidate are scored against its correspondences, counting pairs whose
+   position, scale ratio and rotation agree; all candidates are scored in one batch, and
+   comparisons that cannot matter are skipped exactly (:mod:`vbow.verify.hypotheses`).
+3. **Model fit** (:func:`fit_consistent`). The correspondences consistent with the best
+   hypothesis (loose tolerance) are passed to a robust fit of the requested model: OpenCV's USAC
+   MAGSAC++ for a homography, RANSAC for an affine or similarity transform. Inliers are counted
+   one-to-one by location (features stacked on one point count once). Only candidates whose
+   best hypothesis has enough support get here, one OpenCV call each.
 
 Determinism and threads: nothing here reads or writes process-global state. The hypothesis
 subset comes from a numpy generator seeded per call, and OpenCV's robust fits used here draw
@@ -38,7 +41,7 @@ from vbow.verify.hypotheses import (ScaleRotationBins, best_hypotheses, hypothes
                                     segment_medians)
 
 __all__ = ["Verification", "QueryWords", "word_correspondences", "verify_pair", "MODELS",
-           "verify_candidates", "minimum_support"]
+           "verify_candidates", "minimum_support", "fit_consistent"]
 
 logger = logging.getLogger(__name__)
 
@@ -219,8 +222,8 @@ def verify_candidates(query_kp: np.ndarray, pairs: np.ndarray, pair_offsets: np.
         consistent = np.zeros(hi - lo, bool)
         consistent[supporters[c] - lo] = True
         w, h = (int(x) for x in np.asarray(db_sizes).reshape(n, 2)[c])
-        out.append(_fit_consistent(q[lo:hi], d[lo:hi], pairs[lo:hi], consistent, (w, h), model,
-                                   threshold, min_inliers))
+        out.append(fit_consistent(q[lo:hi], d[lo:hi], pairs[lo:hi], consistent, (w, h), model,
+                                  threshold, min_inliers))
     return out
 
 
@@ -229,12 +232,27 @@ def minimum_support(model: str, min_inliers: int) -> int:
     return max(_MIN_POINTS[model], int(min_inliers))
 
 
-def _fit_consistent(q: np.ndarray, d: np.ndarray, pairs: np.ndarray, candidate: np.ndarray,
-                    db_size: tuple[int, int], model: str, threshold: float,
-                    min_inliers: int) -> Verification:
-    """Robust fit on the correspondences ``candidate`` (``(m,) bool``) consistent with the best
-    hypothesis, then one-to-one inliers among all ``m`` correspondences (``q``, ``d``: ``(m, 4)
-    float64`` keypoints of each pair)."""
+def fit_consistent(q: np.ndarray, d: np.ndarray, pairs: np.ndarray, candidate: np.ndarray,
+                   db_size: tuple[int, int], model: str, threshold: float,
+                   min_inliers: int) -> Verification:
+    """Robust fit on the correspondences consistent with the best hypothesis, then one-to-one
+    inliers among all of them (step 3 of the module docstring).
+
+    Parameters
+    ----------
+    q, d : np.ndarray
+        ``(m, 4) float64`` query and catalog keypoints of each correspondence.
+    pairs : np.ndarray
+        ``(m, 2) int64`` the correspondences (reported back for the inliers).
+    candidate : np.ndarray
+        ``(m,) bool`` the correspondences the model is fitted on.
+    db_size, model, threshold, min_inliers
+        As in :func:`verify_pair`.
+
+    Returns
+    -------
+    Verification
+    """
     m = int(pairs.shape[0])
     fail = Verification(0, None, _EMPTY_PAIRS, m)
     src = d[candidate, :2].astype(np.float32)
