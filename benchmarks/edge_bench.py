@@ -4,7 +4,8 @@ Regenerate (writes ``benchmarks/results/edge.md`` and ``edge.json``)::
 
     nice -n 10 python3 benchmarks/edge_bench.py
 
-For each preset (``edge``, ``orb``, ``sift``):
+For each preset (``edge``, ``orb``, ``sift``) and the ``edge-he`` variant (``edge`` with Hamming
+embedding):
 
 1. a 10,000-image catalog is built as in ``benchmarks/scale_bench.py`` (the real catalog images
    of ``../shared/datasets`` plus synthetic images made from their word statistics) and saved;
@@ -56,7 +57,13 @@ NOTES = """## Notes
   feature); "all but vocabulary" adds the colour histogram, keys, metadata, sizes.
 - **EfficientNet-Lite0** is a global descriptor only (no search, no re-ranking, no geometry);
   the issue quotes 6-7 ms per image on an idle core of this CPU.
+- **`edge-he`** is the `edge` preset with `hamming_embedding=True`: a 64-bit signature per
+  posting (the binary counterpart for ORB: projected residuals of the unpacked bits to the
+  word's binary centroid, `vbow.vocab.embedding`) and the selective match kernel in scoring.
 """
+
+#: Variants measured beside the presets: name -> (preset, Hamming embedding on).
+VARIANTS: dict[str, tuple[str, bool]] = {"edge-he": ("edge", True)}
 
 HEAVY = ("onnxruntime", "torch", "sklearn", "tensorflow", "timm", "joblib", "scipy")
 
@@ -198,7 +205,7 @@ def write_report(result: dict, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "edge.json").write_text(json.dumps(result, indent=1) + "\n")
     mib = lambda b: round(b / 2**20, 1)  # noqa: E731
-    lines = [f"# Edge profile benchmark", "", f"Command: `{result['command']}`  ",
+    lines = ["# Edge profile benchmark", "", f"Command: `{result['command']}`  ",
              f"Machine: {result['machine']}  ",
              f"Each query process is pinned to CPU {result['cpu']} (`taskset`), one OpenCV/BLAS/OpenMP "
              f"thread; the 1-minute load average when the run started was "
@@ -243,7 +250,8 @@ def write_report(result: dict, out_dir: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--presets", nargs="+", default=["edge", "orb", "sift"])
+    ap.add_argument("--presets", nargs="+", default=["edge", "edge-he", "orb", "sift"],
+                    help=f"presets, or the variants {sorted(VARIANTS)}")
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--queries", type=int, default=60)
     ap.add_argument("--cpu", type=int, default=1, help="CPU the query processes are pinned to")
@@ -253,9 +261,10 @@ def main() -> None:
     ap.add_argument("--bundle", help=argparse.SUPPRESS)
     ap.add_argument("--preset", help=argparse.SUPPRESS)
     ap.add_argument("--hold", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--hamming-embedding", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child == "build":
-        print(json.dumps(build(args.n, Path(args.bundle), args.preset, {})))
+        print(json.dumps(build(args.n, Path(args.bundle), args.preset, {}, args.hamming_embedding)))
         return
     if args.child == "query":
         print(json.dumps(query_child(Path(args.bundle), args.queries, args.hold)))
@@ -276,8 +285,10 @@ def main() -> None:
         if args.reuse and info.exists() and (bundle / "manifest.json").exists():
             b = json.loads(info.read_text())
         else:
-            b = run_json(child_cmd(["--child", "build", "--preset", preset, "--n", str(args.n),
-                                    "--bundle", str(bundle)], None))
+            base, he = VARIANTS.get(preset, (preset, False))
+            b = run_json(child_cmd(["--child", "build", "--preset", base, "--n", str(args.n),
+                                    "--bundle", str(bundle)] + (["--hamming-embedding"] if he else []),
+                                   None))
             info.write_text(json.dumps(b))
         q = run_json(child_cmd(["--child", "query", "--bundle", str(bundle), "--queries",
                                 str(args.queries)], args.cpu))
