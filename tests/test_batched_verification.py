@@ -262,3 +262,49 @@ def test_a_tie_with_an_earlier_hypothesis_of_a_smaller_bin_goes_to_the_earlier_o
     assert inliers == 10 and set(inlier_pairs[:, 0].tolist()) == set(range(10))
     assert got.inliers == inliers
     np.testing.assert_array_equal(got.pairs, inlier_pairs)
+
+
+@given(seed=st.integers(0, 2**32 - 1), m=st.integers(1, 200))
+def test_sparse_and_dense_bin_tables_agree(seed, m):
+    """Bins are looked up in a dense table up to a size, else by binary search: same answers."""
+    import vbow.verify.hypotheses as hypotheses
+    rng = np.random.default_rng(seed)
+    group = np.sort(rng.integers(0, 5, m))
+    ratio, rotation = rng.normal(0, 1.5, m), rng.uniform(-7, 7, m)
+    dense = ScaleRotationBins(group, ratio, rotation)
+    limit = hypotheses._DENSE_CELLS
+    try:
+        hypotheses._DENSE_CELLS = 0
+        sparse = ScaleRotationBins(group, ratio, rotation)
+    finally:
+        hypotheses._DENSE_CELLS = limit
+    idx = np.arange(m)
+    for a, b in zip(dense.neighbours(idx), sparse.neighbours(idx)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_search_verifies_its_shortlist_as_verify_pair_does_one_by_one(sift_index, catalog):
+    """The query plan's batched verification of every catalog image against real shopper
+    photos gives, image by image, what verify_pair gives (and the true product verifies)."""
+    verified_true = 0
+    with sift_index.reading() as plan:
+        cfg, store, size = plan.config, plan.state.store, plan.state.catalog.size
+        for photo in catalog.photos[::3]:
+            query = sift_index.describe(photo.image)
+            bag = plan.quantise(query.features)
+            matcher = QueryWords(bag.assignments, max_fanout=cfg.max_fanout)
+            docs = np.arange(len(sift_index))
+            batched = plan.verify(query.features, matcher, docs)
+            for doc in docs.tolist():
+                words, kp = store.get(doc)
+                single = verify_pair(query.features.keypoints, kp, matcher.pairs_with(words),
+                                     db_size=tuple(int(x) for x in size[doc]), model=cfg.model,
+                                     threshold=cfg.ransac_threshold, min_inliers=cfg.min_inliers,
+                                     seed=cfg.random_state)
+                got = batched.get(doc)
+                assert (got.inliers if got else 0) == single.inliers
+                if got:
+                    np.testing.assert_array_equal(got.pairs, single.pairs)
+                    np.testing.assert_array_equal(got.transform, single.transform)
+            verified_true += int(photo.product in batched)
+    assert verified_true >= len(catalog.photos[::3]) - 1
