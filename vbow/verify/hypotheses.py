@@ -119,7 +119,7 @@ def hypothesis_subsets(pair_offsets: np.ndarray, need: int, max_hypotheses: int,
     small = used & (m <= max_hypotheses)
     local = [gather_ranges(np.zeros(int(small.sum()), np.int64), m[small])]
     cand = [np.repeat(np.flatnonzero(small), m[small])]
-    for c in np.flatnonzero(used & ~small).tolist():   # rare: more pairs than hypotheses
+    for c in np.flatnonzero(used & ~small).tolist():   # a seeded subset, one draw per candidate
         local.append(np.sort(np.random.default_rng(seed).choice(int(m[c]), max_hypotheses,
                                                                  replace=False)))
         cand.append(np.full(max_hypotheses, c, np.int64))
