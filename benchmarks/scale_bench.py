@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -59,7 +58,6 @@ def _proc_status(field: str) -> int:
 
 def build(n: int, bundle: Path, preset: str, overrides: dict, hamming_embedding: bool = False) -> dict:
     """Build and save a catalog of ``n`` images; returns timings and sizes."""
-    import vbow
     from synthetic_catalog import SyntheticCatalog, real_batch, real_stats
     stats = real_stats(preset, **overrides)
     index = stats.empty_index(preset, **overrides, **({"hamming_embedding": True} if hamming_embedding else {}))
@@ -90,10 +88,14 @@ def build(n: int, bundle: Path, preset: str, overrides: dict, hamming_embedding:
     t = time.perf_counter()
     index.save(bundle)
     t_save = time.perf_counter() - t
+    # only the files of the generation just saved: saving over an existing bundle keeps the
+    # generation it replaced (for readers that opened it a moment ago) until the next save
+    generation = json.loads((bundle / "manifest.json").read_text())["generation"]
     sizes = {}
     for f in bundle.iterdir():
-        name = f.name.split(".g")[0]
-        sizes[name] = sizes.get(name, 0) + f.stat().st_size
+        name, _, rest = f.name.partition(".g")
+        if f.name == "manifest.json" or rest == f"{generation}.npy":
+            sizes[name] = sizes.get(name, 0) + f.stat().st_size
     postings = sum(v for k, v in sizes.items() if k.startswith("postings_"))
     geometry = sum(v for k, v in sizes.items() if k.startswith("kp_"))
     vocab = sum(v for k, v in sizes.items() if k.startswith("vocab_"))
@@ -197,7 +199,6 @@ def build_ratio(preset: str, n_images: int, chunks: tuple[int, ...] = (100, 20))
     headline.
     """
     import cv2
-    import vbow
     from core_bench import raw_opencv
     from synthetic_catalog import catalog_paths, real_stats
     cv2.setNumThreads(1)
@@ -234,6 +235,29 @@ def build_ratio(preset: str, n_images: int, chunks: tuple[int, ...] = (100, 20))
             "ratio_by_chunk": {str(c): round(r / v, 3) for c, (r, v) in by_chunk.items()}}
 
 
+#: The modules that read the packed postings' tf field by name (the tf-cap emulation patches all).
+_TF_FIELD_MODULES = ("vbow.search.postings", "vbow.search.inverted_index", "vbow.query")
+
+
+def _tf_field() -> tuple[int, int]:
+    """The tf field's width in bits and its cap, as the postings module has them now."""
+    import vbow.search.postings as postings
+    return postings.TF_BITS, postings.TF_CAP
+
+
+def _set_tf_field(bits: int, cap: int) -> None:
+    """Widen or restore the tf field of packed postings in every module that reads it (the
+    benchmark's emulation of format 1's 255 cap; nothing saved with it)."""
+    import importlib
+    values = {"TF_BITS": bits, "TF_CAP": cap, "TF_MASK": np.uint32((1 << bits) - 1),
+              "MAX_DOCS": 1 << (32 - bits)}
+    for name in _TF_FIELD_MODULES:
+        module = importlib.import_module(name)
+        for attr, value in values.items():
+            if hasattr(module, attr):
+                setattr(module, attr, value)
+
+
 def tf_cap_accuracy(preset: str) -> dict:
     """Accuracy cost of storing term counts capped at ``TF_CAP`` (2 bits in each posting)
     instead of at 255 (format 1), on real datasets with one vocabulary and the same features:
@@ -241,7 +265,6 @@ def tf_cap_accuracy(preset: str) -> dict:
     without re-ranking. The 255 cap is emulated by widening the tf field of the packed postings
     to 8 bits for the comparison run."""
     import vbow
-    import vbow.search.inverted_index as inv
     from feature_cache import cached_features
     from synthetic_catalog import DATASETS, real_stats
     from vbow.eval.datasets import load_source
@@ -251,7 +274,7 @@ def tf_cap_accuracy(preset: str) -> dict:
     out: dict = {}
     protocols = {"smvs_dvd+distractors": ("smvs_dvd", ["distractors_products", "distractors_photos"]),
                  "ukbench": ("ukbench", [])}
-    saved = (inv.TF_CAP, inv._TF_BITS, inv._TF_MASK, inv.MAX_DOCS)
+    saved = _tf_field()
     try:
         for name, (ds_name, distractors) in protocols.items():
             ds = load_source(DATASETS / ds_name)
@@ -262,9 +285,7 @@ def tf_cap_accuracy(preset: str) -> dict:
             q_feats, _ = cached_features(q_paths, config, n_jobs=1, progress=False)
             key_of_path = dict(zip(paths, keys))
             for bits in (2, 8):
-                inv._TF_BITS, inv.TF_CAP = bits, 4 if bits == 2 else 255
-                inv._TF_MASK = np.uint32((1 << bits) - 1)
-                inv.MAX_DOCS = 1 << (32 - bits)
+                _set_tf_field(bits, 4 if bits == 2 else 255)
                 index = stats.empty_index(preset)
                 index.add_features([feats[i] for i in good], [keys[i] for i in good])
                 for rerank in (False, True):
@@ -273,11 +294,11 @@ def tf_cap_accuracy(preset: str) -> dict:
                     sc = score_rankings(rankings, [key_of_path.get(p, "") for p in q_paths],
                                         [im.group for im in ds.queries], dict(zip(keys, groups)),
                                         ds.has_both)
-                    out[f"{name} tf_cap={inv.TF_CAP} rerank={rerank}"] = \
+                    out[f"{name} tf_cap={_tf_field()[1]} rerank={rerank}"] = \
                         {k: (round(v, 4) if v is not None else None) for k, v in sc.items()}
                     print(name, bits, rerank, sc, file=sys.stderr, flush=True)
     finally:
-        inv.TF_CAP, inv._TF_BITS, inv._TF_MASK, inv.MAX_DOCS = saved
+        _set_tf_field(*saved)
     return out
 
 
@@ -313,10 +334,15 @@ NOTES = """## Notes
   pass that finds the colour pool (the 5,000 best by words, see `vbow/fusion.py`); rankings look
   at the pool only.
 - **Growth.** `stage_ms_mean_no_rerank` in `scale.json` splits a query into quantising
-  (the same at every size, about 14 ms) and scoring (postings, fusion, ranking). Scoring costs
+  (the same at every size) and scoring (postings, fusion, ranking). Scoring costs
   a little more per posting read at 1M than at 100k: the per-image score array (4 MB) no
   longer fits the 2 MB L2 cache, so the scattered adds into it slow down, while gathering the
   postings and weighting them grow linearly.
+- **Re-ranking.** The shortlist is verified in one batch (`vbow/verify/shortlist.py`: the
+  correspondences, hypotheses and bounds of all 100 candidates at once, then one robust fit per
+  candidate that can pass). `stage_ms_mean_rerank` in `scale.json` gives the re-rank stage: it
+  also re-scores the query expanded with the verified images' words, which reads their words'
+  postings, so it grows with the catalog while verification does not.
 """
 
 NOTES_HE = """## Notes
@@ -464,10 +490,45 @@ def write_report(result: dict, out_dir: Path, name: str = "scale") -> None:
             if not isinstance(v, dict):
                 continue
             lines.append(f"| {k} | {v.get('recall_at_1')} | {v.get('map')} | {v.get('ns') or ''} |")
-    if not he:
+    if he:
+        lines += plain_comparison_lines(result, out_dir / "scale.json")
+    else:
         lines += open_lines(out_dir / "open.json")
     lines += ["", result.get("notes", "")]
     (out_dir / f"{name}.md").write_text("\n".join(lines) + "\n")
+
+
+def plain_comparison_lines(result: dict, plain_json: Path) -> list[str]:
+    """Markdown: the Hamming-embedding run beside the plain run of ``scale.json``, size by size."""
+    try:
+        plain = json.loads(plain_json.read_text())
+    except (OSError, ValueError):
+        return []
+    by_size = {r["n_images"]: r["query"] for r in plain.get("sizes", [])}
+    lines = ["", "## Against `scale.md` (without Hamming embedding)", "",
+             f"Same catalogs, queries and budget, from two runs: `scale.json` ran on "
+             f"{plain.get('run_at')} ({plain.get('machine')}), this one on {result.get('run_at')} "
+             f"({result.get('machine')}). Recall is exact; latencies from two runs, and from two "
+             f"machines when they differ, compare only roughly. Each cell is without / with "
+             f"Hamming embedding.", "",
+             "| catalog | recall@1 no re-rank | recall@1 re-rank | grocery recall@1 re-rank | "
+             "p50 ms no re-rank | p50 ms re-rank | quantise ms (mean) | score ms (mean) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in result["sizes"]:
+        q, p = r["query"], by_size.get(r["n_images"])
+        if p is None:
+            continue
+
+        def pair(get) -> str:
+            return f"{get(p)} / {get(q)}"
+        lines.append(
+            f"| {r['n_images']:,} | {pair(lambda x: x['recall_at_1_no_rerank'])} | "
+            f"{pair(lambda x: x['recall_at_1_rerank'])} | "
+            f"{pair(lambda x: x.get('recall_at_1_by_dataset', {}).get('grocery_packages_rerank'))} | "
+            f"{pair(lambda x: x['query_ms_p50_no_rerank'])} | {pair(lambda x: x['query_ms_p50_rerank'])} | "
+            f"{pair(lambda x: x.get('stage_ms_mean_no_rerank', {}).get('quantise'))} | "
+            f"{pair(lambda x: x.get('stage_ms_mean_no_rerank', {}).get('score'))} |")
+    return lines
 
 
 def open_lines(open_json: Path) -> list[str]:
