@@ -229,6 +229,12 @@ class Config:
 
 PRESETS: dict[str, Config] = {
     "sift": Config(),
+    # sift-he: sift with a Hamming-embedding first stage, for large catalogs and searches
+    # without re-ranking. Same re-ranked accuracy or better on every protocol of
+    # benchmarks/results/accuracy.md ("sift-he"); without re-ranking far better on product
+    # photos (smvs_dvd + distractors recall@1 0.970 against 0.545) but lower on ukbench and
+    # coil100. 8 more bytes per posting (benchmarks/results/scale_he.md).
+    "sift-he": Config(hamming_embedding=True),
     # binary descriptors give more chance correspondences: a verified match needs 8 inliers
     "orb": Config(method="orb", max_keypoints=1000, n_words=65536, ransac_threshold=8.0,
                   min_inliers=8),
