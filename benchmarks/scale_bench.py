@@ -505,12 +505,14 @@ def plain_comparison_lines(result: dict, plain_json: Path) -> list[str]:
     except (OSError, ValueError):
         return []
     by_size = {r["n_images"]: r["query"] for r in plain.get("sizes", [])}
+    same = plain.get("machine") == result.get("machine")
+    where = f"both on {result.get('machine')}" if same else \
+        f"`scale.json` on {plain.get('machine')}, this one on {result.get('machine')}"
     lines = ["", "## Against `scale.md` (without Hamming embedding)", "",
-             f"Same catalogs, queries and budget, from two runs: `scale.json` ran on "
-             f"{plain.get('run_at')} ({plain.get('machine')}), this one on {result.get('run_at')} "
-             f"({result.get('machine')}). Recall is exact; latencies from two runs, and from two "
-             f"machines when they differ, compare only roughly. Each cell is without / with "
-             f"Hamming embedding.", "",
+             f"Same catalogs, queries and budget, from two runs ({plain.get('run_at')} and "
+             f"{result.get('run_at')}; {where}). Recall is exact; latencies from two runs compare "
+             f"only roughly{'' if same else ', and from two machines hardly'}. Each cell is "
+             f"without / with Hamming embedding.", "",
              "| catalog | recall@1 no re-rank | recall@1 re-rank | grocery recall@1 re-rank | "
              "p50 ms no re-rank | p50 ms re-rank | quantise ms (mean) | score ms (mean) |",
              "|---|---|---|---|---|---|---|---|"]
