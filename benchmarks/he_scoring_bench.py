@@ -93,6 +93,8 @@ def main() -> None:
     postings_read = []
     with index.reading() as plan:
         postings = plan.state.postings
+        if len(postings.segments) != 1:   # a saved bundle is one segment: one range set per query
+            sys.exit(f"{bundle} holds {len(postings.segments)} posting segments; save it first")
         bags = [plan.quantise(f.features) for f in feats if f is not None]
         ranges = []
         for bag in bags:
@@ -104,7 +106,7 @@ def main() -> None:
                 lengths = seg.word_offsets[words + 1] - starts
                 nz = np.flatnonzero(lengths)
                 ranges.append((seg, starts[nz], lengths[nz], sig[nz]))
-            postings_read.append(int(sum(int(r[2].sum()) for r in ranges[-len(postings.segments):])))
+            postings_read.append(int(ranges[-1][2].sum()))
         plan.score(bags[0].words, bags[0].weights, bags[0].signatures)     # warm the pages
         kernel = selective_kernel(plan.config.he_threshold, plan.config.he_alpha)
         max_h = int(np.flatnonzero(kernel > 0).max())
