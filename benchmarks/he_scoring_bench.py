@@ -54,23 +54,15 @@ def concatenated_distances(signatures: np.ndarray, starts: np.ndarray, lengths: 
     return np.bitwise_count(np.bitwise_xor(sig, np.repeat(query_signatures, lengths)))
 
 
-def kept_postings(seg, starts: np.ndarray, lengths: np.ndarray, h: np.ndarray,
-                  max_h: int) -> tuple[np.ndarray, np.ndarray]:
-    """Now: the postings within the threshold, read alone, and how many of each range."""
-    kept = np.flatnonzero(h <= max_h)
-    first = np.cumsum(lengths) - lengths
-    range_of = np.searchsorted(first, kept, side="right") - 1
-    post = seg.postings.view(np.ndarray)[starts[range_of] + (kept - first[range_of])]
-    return post, np.bincount(range_of, minlength=lengths.size).astype(np.int64)
-
-
 def all_postings_then_kept(seg, starts: np.ndarray, lengths: np.ndarray, h: np.ndarray,
-                           max_h: int) -> tuple[np.ndarray, np.ndarray]:
-    """The earlier form: every posting read, a mask, its count per range by ``reduceat``."""
+                           max_h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The earlier form of ``PostingSegment.postings_within``: every posting read, a mask, its
+    count per range by ``reduceat``."""
     post = seg.read(starts, lengths)
     keep = h <= max_h
     counts = np.add.reduceat(keep, np.cumsum(lengths) - lengths).astype(np.int64)
-    return post[np.flatnonzero(keep)], counts
+    kept = np.flatnonzero(keep)
+    return post[kept], h[kept], counts
 
 
 def main() -> None:
@@ -121,7 +113,7 @@ def main() -> None:
                 times["concatenated"].append(time.perf_counter() - t)
                 equal &= bool(np.array_equal(a, b))
                 t = time.perf_counter()
-                c = kept_postings(seg, starts, lengths, a, max_h)
+                c = seg.postings_within(starts, lengths, a, max_h)
                 times["kept_only"].append(time.perf_counter() - t)
                 t = time.perf_counter()
                 d = all_postings_then_kept(seg, starts, lengths, a, max_h)
@@ -154,7 +146,7 @@ def main() -> None:
              f"| distances, in place (`PostingSegment.hamming_distances`) | {ms['in_place']} |",
              f"| distances, concatenated (the earlier form) | {ms['concatenated']} |",
              f"| postings within the threshold and their count per word: only they read, "
-             f"counted by `bincount` | {ms['kept_only']} |",
+             f"counted by `bincount` (`PostingSegment.postings_within`) | {ms['kept_only']} |",
              f"| the same from every posting read, counted by `reduceat` over a mask (the "
              f"earlier form) | {ms['all_then_kept']} |",
              f"| the whole `score` step now (postings, distances, kernel, accumulation) | {ms['score']} |",

@@ -34,8 +34,7 @@ from vbow.describe.features import FeatureExtractor
 from vbow.describe.image_input import ImageInput
 from vbow.errors import ImageError, InvalidInputError, NotFittedError, UnknownOptionError
 from vbow.index_batches import (BatchTally, StagedImages, as_list, error_name, keys_to_remove,
-                                log_batch_problems, new_entries, stage_in_batches,
-                                stage_quantised)
+                                log_batch_problems, new_entries, stage_build, stage_quantised)
 from vbow.persist.schema import IndexParts, read_index, write_index
 from vbow.progress import Progress
 from vbow.query import QueryPlan, SearchState, check_shortlist, check_top_k
@@ -250,22 +249,13 @@ class ImageIndex:
         images = as_list(images)
         keys_list, meta_json = new_entries(images, keys, metadata, existing={}, start=0)
         names = [error_name(im, k) for im, k in zip(images, keys_list)]
-        n = len(images)
-        sample = train_on_sample(self.config, n, lambda chosen: self.describe_many(
-            [images[i] for i in chosen], [names[i] for i in chosen], progress=progress,
-            description="training features"), progress=progress)
-        vocabulary, training, known = sample.vocabulary, sample.described, sample.known
-        self._set_vocabulary(vocabulary)
-        rest = [i for i in range(n) if i not in training]
-        described = iter(self.describe_many([images[i] for i in rest], [names[i] for i in rest],
-                                            progress=progress, description="indexing"))
-        in_order = ((i, training.pop(i) if i in training else next(described)) for i in range(n))
         tally, added = BatchTally(), []
-        for staged in stage_in_batches(in_order, keys_list, meta_json,
-                                       lambda feats: words_and_signatures(
-                                           vocabulary, [f.features for f in feats],
-                                           self.config.hamming_embedding),
-                                       known, BUILD_BATCH, tally):
+        vocabulary, batches = stage_build(
+            self.config, len(images), lambda chosen, what: self.describe_many(
+                [images[i] for i in chosen], [names[i] for i in chosen], progress=progress,
+                description=what), keys_list, meta_json, BUILD_BATCH, tally, progress=progress)
+        self._set_vocabulary(vocabulary)
+        for staged in batches:
             with self._lock.write():
                 self._contents.append(staged, vocabulary.idf_)
             added.extend(staged.keys)

@@ -3,6 +3,7 @@
 Inputs become a list (one image input is a batch of one); keys and metadata are validated and
 made canonical for the whole batch first, so a bad entry changes nothing; described or
 quantised images wait in :class:`StagedImages` until the index appends them under its lock.
+:func:`stage_build` stages a whole catalog for :meth:`vbow.ImageIndex.build`, a batch at a time.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from vbow.describe.extraction import ImageDescription
 from vbow.errors import InvalidInputError
 from vbow.results import ImageFailure
 from vbow.search.catalog import encode_metadata
+from vbow.vocab.training import train_on_sample, words_and_signatures
+from vbow.vocab.vocabulary import Vocabulary
 
 __all__ = ["as_list", "new_entries", "keys_to_remove", "default_key", "error_name", "log_batch_problems",
            "StagedImages", "stage_quantised", "BatchTally",
-           "stage_in_batches"]
+           "stage_in_batches", "stage_build"]
 
 logger = logging.getLogger(__name__)
 
@@ -247,3 +250,45 @@ def stage_in_batches(results: Iterable[tuple[int, ImageDescription | ImageFailur
             yield staged()
     if pending:
         yield staged()
+
+
+def stage_build(config: Any, n_images: int,
+                describe: Callable[[list[int], str], Iterable[ImageDescription | ImageFailure]],
+                keys: Sequence[str], meta_json: Sequence[str], batch_size: int,
+                tally: BatchTally, *, progress: bool | None = None
+                ) -> tuple[Vocabulary, Iterator[StagedImages]]:
+    """A bounded-memory build: train on the catalog's seeded sample, then stage every image.
+
+    Parameters
+    ----------
+    config : vbow.Config
+        The index's settings (training sample, vocabulary, ``hamming_embedding``).
+    n_images : int
+        Catalog size.
+    describe : callable
+        ``describe(positions, what)`` describes the images at those input positions, in order
+        (``what`` names the phase for progress).
+    keys, meta_json, batch_size, tally
+        As in :func:`stage_in_batches`.
+    progress : bool or None
+        Progress of the training.
+
+    Returns
+    -------
+    vocabulary : Vocabulary
+        Trained on the sample; the caller installs it before appending any batch.
+    batches : iterator of StagedImages
+        Every image in input order, ``batch_size`` at a time: the sample's descriptions and
+        words are reused, the rest are described only as their batch is reached.
+    """
+    sample = train_on_sample(config, n_images, lambda chosen: describe(chosen, "training features"),
+                             progress=progress)
+    vocabulary, training, known = sample.vocabulary, sample.described, sample.known
+    described = iter(describe([i for i in range(n_images) if i not in training], "indexing"))
+    in_order = ((i, training.pop(i) if i in training else next(described))
+                for i in range(n_images))
+    return vocabulary, stage_in_batches(
+        in_order, keys, meta_json,
+        lambda feats: words_and_signatures(vocabulary, [f.features for f in feats],
+                                           config.hamming_embedding),
+        known, batch_size, tally)

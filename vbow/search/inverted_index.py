@@ -491,14 +491,10 @@ class InvertedIndex:
                 # the selective kernel drops most postings: only those within the Hamming
                 # threshold are read, weighted and accumulated
                 h = seg.hamming_distances(starts[nz], run_lengths, signatures[nz])
-                kept = np.flatnonzero(h <= max_h)
-                first = offsets_from_counts(run_lengths)[:-1]
-                range_of = np.searchsorted(first, kept, side="right") - 1
-                post = seg.postings.view(np.ndarray)[starts[nz][range_of] + (kept - first[range_of])]
-                run_lengths = np.bincount(range_of, minlength=nz.size).astype(np.int64)
-                n = int(kept.size)
+                post, h, run_lengths = seg.postings_within(starts[nz], run_lengths, h, max_h)
+                n = int(post.size)
                 tf_weight = burst_weights(post, self.burstiness)
-                tf_weight *= kernel[h[kept]]
+                tf_weight *= kernel[h]
             else:
                 post = seg.read(starts[nz], run_lengths)
                 tf_weight = burst_weights(post, self.burstiness)

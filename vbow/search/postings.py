@@ -189,3 +189,31 @@ class PostingSegment:
             np.bitwise_count(xor, out=out[at:at + k])
             at += k
         return out
+
+    def postings_within(self, starts: np.ndarray, lengths: np.ndarray, distances: np.ndarray,
+                        max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The postings of the ranges whose Hamming distance is at most ``max_distance``.
+
+        Parameters
+        ----------
+        starts, lengths : np.ndarray
+            ``(m,) int64`` ranges, as in :meth:`read`.
+        distances : np.ndarray
+            ``(sum(lengths),) uint8`` from :meth:`hamming_distances` for the same ranges.
+        max_distance : int
+            Largest distance kept.
+
+        Returns
+        -------
+        postings : np.ndarray
+            ``(k,) uint32`` the kept postings, in :meth:`read`'s order; only these are read.
+        distances : np.ndarray
+            ``(k,) uint8`` their distances.
+        counts : np.ndarray
+            ``(m,) int64`` how many were kept of each range.
+        """
+        kept = np.flatnonzero(distances <= max_distance)
+        first = np.cumsum(lengths) - lengths
+        range_of = np.searchsorted(first, kept, side="right") - 1
+        postings = self.postings.view(np.ndarray)[starts[range_of] + (kept - first[range_of])]
+        return postings, distances[kept], np.bincount(range_of, minlength=lengths.size).astype(np.int64)
