@@ -46,13 +46,13 @@ def test_pool_holds_the_best_positive_scores(n, seed, size, layout):
         assert bow[rest].max() <= bow[pool].min()
 
 
-def dense_reference(bow, live, allowed, pool, colour, weight, bonus_ids, bonus):
-    """The fused rule written out densely: z(bow) over live images, z(colour) over the pool,
-    the pool's lowest colour term elsewhere, plus bonus, -inf where not allowed."""
+def dense_reference(bow, live, allowed, pool, colour, weight, bonus_ids, bonus, pool_size):
+    """The fused rule written out densely: z(bow) over the live images, or over the
+    ``pool_size`` best live ones by words when there are more; z(colour) over the pool, the
+    pool's lowest colour term elsewhere, plus bonus, -inf where not allowed."""
     b = bow.astype(np.float64)
-    n_live = live.sum()
-    mean = b[live].sum() / n_live
-    std = np.sqrt(max((b[live] ** 2).sum() / n_live - mean ** 2, 0.0)) + 1e-9
+    population = np.sort(b[live])[::-1][:pool_size]
+    mean, std = population.mean(), population.std() + 1e-9
     out = (b - mean) / std
     if weight > 0 and pool.size:
         zc = (colour - colour.mean()) / (colour.std() + 1e-9)
@@ -77,12 +77,13 @@ def test_fused_scores_agree_with_the_dense_rule(seed, n, pool_size, weight, n_bo
     covers_all = int(live.sum()) <= pool_size
     pool = np.flatnonzero(live) if covers_all else select_pool(bow, pool_size)
     colour = rng.random(pool.size)
-    fusion = FusedScores(bow, allowed, int(live.sum()), pool, colour, weight, covers_all)
+    fusion = FusedScores(bow, allowed, int(live.sum()) if covers_all else pool_size, pool, colour,
+                         weight, covers_all)
     bonus_ids = rng.integers(0, n, n_bonus)
     bonus = rng.integers(1, 30, n_bonus).astype(np.float64)
     if n_bonus:
         fusion.add_bonus(bonus_ids, bonus)
-    expected = dense_reference(bow, live, allowed, pool, colour, weight, bonus_ids, bonus)
+    expected = dense_reference(bow, live, allowed, pool, colour, weight, bonus_ids, bonus, pool_size)
     np.testing.assert_allclose(fusion.dense(), expected, rtol=1e-9, atol=1e-6)
     ids = rng.integers(0, n, 20)
     np.testing.assert_allclose(fusion.at(ids), expected[ids], rtol=1e-9, atol=1e-6)
@@ -98,6 +99,26 @@ def test_fused_scores_agree_with_the_dense_rule(seed, n, pool_size, weight, n_bo
     by_words = fusion.best(k, by_words=True)
     assert by_words.size == min(k, n_ok) and allowed[by_words].all()
     np.testing.assert_array_equal(bow[by_words], np.sort(bow[allowed])[::-1][:by_words.size])
+
+
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(20, 400), pool_size=st.integers(1, 15),
+       n_more=st.integers(1, 5_000), weight=st.sampled_from([0.0, 5.0]))
+@settings(max_examples=60, deadline=None)
+def test_images_without_a_shared_word_do_not_change_a_large_catalogs_scores(seed, n, pool_size,
+                                                                           n_more, weight):
+    """Past the pool's size, a catalog grown by images that share no word with the query ranks
+    and scores the others as before: the fused scale does not drift with the catalog's size."""
+    rng = np.random.default_rng(seed)
+    bow = make_bow(rng, n, "random")
+    bow[:pool_size + 1] += 0.01  # more positive scores than the pool holds
+    grown = np.concatenate([bow, np.zeros(n_more, np.float32)])
+    scores = []
+    for b in (bow, grown):
+        pool = select_pool(b, pool_size)
+        colour = np.linspace(0.2, 0.9, pool.size)[np.argsort(pool)]
+        fusion = FusedScores(b, np.ones(b.size, bool), pool_size, pool, colour, weight, False)
+        scores.append(fusion.at(np.arange(n)))
+    np.testing.assert_allclose(scores[1], scores[0], rtol=1e-12)
 
 
 @given(seed=st.integers(0, 2**32 - 1), n_docs=st.integers(1, 60), n=st.integers(1, 40))

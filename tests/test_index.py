@@ -693,9 +693,9 @@ def test_without_colour_the_fused_list_is_verified_as_it_is():
 def test_fused_scores_agree_with_a_dense_recomputation(sift_index, catalog, monkeypatch,
                                                        colour_candidates):
     """Without re-ranking, every image's score is z(bow) + w * z(colour) with the statistics
-    of bow over every image and of colour over the colour pool (every image, or the best
-    `colour_candidates` by words), recomputed densely here; the ranking is by that score.
-    colour_candidates=3 exercises the large-catalog path that ranks only candidates."""
+    of both over the colour pool (every image, or the best `colour_candidates` by words),
+    recomputed densely here; the ranking is by that score. colour_candidates=3 exercises the
+    large-catalog path that ranks only candidates."""
     cfg = sift_index.config.replace(colour_candidates=colour_candidates)
     monkeypatch.setattr(sift_index, "config", cfg)
     n = len(sift_index)
@@ -704,7 +704,8 @@ def test_fused_scores_agree_with_a_dense_recomputation(sift_index, catalog, monk
         r = sift_index.search_features(q, top_k=n, rerank=False)
         assert len(r.matches) == n
         bow = np.array([m.bow_score for m in sorted(r.matches, key=lambda m: sift_index.keys.index(m.key))])
-        z_b = (bow - bow.mean()) / (bow.std() + 1e-9)
+        best = np.sort(bow)[::-1][:colour_candidates]
+        z_b = (bow - best.mean()) / (best.std() + 1e-9)
         if colour_candidates >= n:
             pool = np.arange(n)
         else:

@@ -82,10 +82,10 @@ class Config:
         ``colour``: :class:`vbow.describe.colour.ColourHistogram` settings; ``colour_weight`` ``w`` in
         the rule ``fused = z(bow) + w * z(colour)``, where ``bow`` is the TF-IDF cosine,
         ``colour`` the Bhattacharyya coefficient of the two colour histograms, and ``z``
-        standardises a score (subtract the mean, divide by the standard deviation): ``bow`` over
-        every live image, ``colour`` over the images whose colour is compared (see
-        ``colour_candidates`` and :mod:`vbow.search.fusion`). Standardising makes the rule independent of each score's
-        scale: a cover photographed under odd light keeps its strong word score, while colour
+        standardises a score (subtract the mean, divide by the standard deviation) over the images
+        whose colour is compared (see ``colour_candidates`` and :mod:`vbow.search.fusion`).
+        Standardising makes the rule independent of each score's scale, and taking both over
+        the same ``colour_candidates`` images keeps it independent of the catalog's size: a cover photographed under odd light keeps its strong word score, while colour
         still separates textureless or 3-D objects. ``w = 0`` disables colour. The default, 5,
         is one setting for every benchmark (``benchmarks/results/accuracy.md``): 3-D objects
         turned on a turntable (coil100) need a strong colour vote, and the re-ranking shortlist
@@ -97,7 +97,8 @@ class Config:
         0.16 → 0.44; coil100 mAP 0.91 → 0.82).
         ``colour_candidates``: colour is computed for the images with the best ``bow`` scores, at
         most this many (all of them in catalogs up to that size); the others get the lowest
-        colour z-score seen.
+        colour z-score seen. The word scores are standardised over the same images, counting
+        0 for any of them without a shared word.
     Re-ranking
         ``rerank`` (on by default), ``shortlist`` (candidates verified, taken alternately from
         the fused ranking and the bag-of-words ranking when colour is on; ``None`` picks

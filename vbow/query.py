@@ -196,10 +196,11 @@ class QueryPlan:
     def fuse(self, bow: np.ndarray, query_colour: np.ndarray, allowed: np.ndarray) -> FusedScores:
         """Fused similarity ``z(bow) + w * z(colour)`` (see Config and :mod:`vbow.search.fusion`).
 
-        The standardisation statistics are taken over every live image, so a metadata filter
-        only removes candidates and never reorders the ones it keeps. ``bow`` is ``(n,)
-        float32``, 0 for removed images. Colour is compared for every live image in catalogs
-        up to ``colour_candidates`` images, else for that many best by words.
+        Colour is compared for every live image in catalogs up to ``colour_candidates``
+        images, else for that many best by words (the pool), and both scores are standardised
+        over that population. It does not depend on the metadata filter, so a filter only
+        removes candidates and never reorders the ones it keeps. ``bow`` is ``(n,) float32``,
+        0 for removed images.
         """
         cfg = self.config
         live = self.state.postings.alive
@@ -211,7 +212,8 @@ class QueryPlan:
             colour = (self.state.catalog.colour[pool].astype(np.float32) @ q).astype(np.float64) / (255.0 * 255.0)
         else:
             colour = np.zeros(pool.size, np.float64)
-        return FusedScores(bow, allowed, n_live, pool, colour, cfg.colour_weight, covers_all)
+        return FusedScores(bow, allowed, n_live if covers_all else cfg.colour_candidates, pool, colour,
+                           cfg.colour_weight, covers_all)
 
     def verification_order(self, fusion: FusedScores, top: np.ndarray, n: int) -> np.ndarray:
         """Reorder the candidate list so its first ``n`` are the images to verify.

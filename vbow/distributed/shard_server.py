@@ -86,8 +86,7 @@ class ShardServer:
         Returns
         -------
         dict
-            ``sum``/``sumsq`` (float64 moments of the word scores over all slots), ``n_live``,
-            ``n_allowed``, and per candidate: ``ids`` (local, int64), ``bow`` (float32),
+            ``n_live``, ``n_allowed``, and per candidate: ``ids`` (local, int64), ``bow`` (float32),
             ``colour`` (float64), ``allowed`` (bool), ``eligible`` (bool: may enter the pool).
         """
         from vbow.search.fusion import select_pool
@@ -107,8 +106,7 @@ class ShardServer:
                                             np.asarray(extra, np.int64)]))
             q = np.clip(np.rint(np.asarray(query_colour, np.float32) * 255), 0, 255).astype(np.float32)
             colour = (state.catalog.colour[ids].astype(np.float32) @ q).astype(np.float64) / (255.0 * 255.0)
-            return {"sum": float(np.sum(bow, dtype=np.float64)), "sumsq": float(np.dot(bow, bow)),
-                    "n_live": int(np.count_nonzero(live)),
+            return {"n_live": int(np.count_nonzero(live)),
                     "n_allowed": int(np.count_nonzero(allowed)), "ids": ids,
                     "bow": bow[ids], "colour": colour, "allowed": allowed[ids],
                     "eligible": np.isin(ids, eligible_ids)}

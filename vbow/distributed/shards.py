@@ -5,23 +5,22 @@ Why the merge is exact
 ----------------------
 A single index ranks with statistics of the whole catalog (see :mod:`vbow.query` and
 :mod:`vbow.search.fusion`): the postings budget picks query words by their postings over all
-images, ``z(bow)`` standardises over every live image, the colour pool is the
-``colour_candidates`` best images by words, and query expansion averages in the words of the
-verified images. So, as Elasticsearch's ``dfs_query_then_fetch``, every such statistic is
+images, the colour pool is the ``colour_candidates`` best images by words (both scores are
+standardised over it), and query expansion averages in the words of the verified images. So, as Elasticsearch's ``dfs_query_then_fetch``, every such statistic is
 gathered from all shards before anything is ranked:
 
 * per-word postings lengths and live counts are gathered from every shard once (and again
   after each ``add``/``remove``), so the client selects the budgeted words globally and the
   shards read exactly those words;
-* one scatter of the (client-side described and quantised) query returns, per shard, the sum
-  and sum of squares of its word scores, its live and allowed counts, and its candidates: its
-  best images by words (enough to form the global colour pool, or every live image when the
-  whole catalog fits the pool), its best allowed images by words up to the ranking depth
-  (enough for every fallback of :class:`~vbow.search.fusion.FusedScores`), and any image asked
-  for by id (verified images, which keep their bonus after expansion). Each candidate carries
-  its word score, colour similarity and filter flag;
+* one scatter of the (client-side described and quantised) query returns, per shard, its live
+  and allowed counts and its candidates: its best images by words (enough to form the global
+  colour pool, or every live image when the whole catalog fits the pool), its best allowed
+  images by words up to the ranking depth (enough for every fallback of
+  :class:`~vbow.search.fusion.FusedScores`), and any image asked for by id (verified images,
+  which keep their bonus after expansion). Each candidate carries its word score, colour
+  similarity and filter flag;
 * the client forms the global pool and a :class:`~vbow.search.fusion.FusedScores` over the
-  candidates with the global moments, and runs the steps of :class:`vbow.query.QueryPlan`
+  candidates, standardised over that pool, and runs the steps of :class:`vbow.query.QueryPlan`
   on it: shortlist, verification (on the owning shards, with the query's keypoints), expansion
   (the verified images' words fetched from their shards, then a second scatter), results.
 
@@ -312,7 +311,6 @@ class ShardedIndex:
             "colour": np.concatenate([p["colour"] for p in parts]) if parts else np.zeros(0),
             "allowed": np.concatenate([p["allowed"] for p in parts]) if parts else np.zeros(0, bool),
             "eligible": np.concatenate([p["eligible"] for p in parts]) if parts else np.zeros(0, bool),
-            "sum": sum(p["sum"] for p in parts), "sumsq": sum(p["sumsq"] for p in parts),
             "n_live": sum(p["n_live"] for p in parts), "n_allowed": sum(p["n_allowed"] for p in parts),
         }
         cand["covers_all"] = cand["n_live"] <= cfg.colour_candidates
@@ -332,12 +330,9 @@ class ShardedIndex:
                 eligible = eligible[part[:cfg.colour_candidates]]
             pool = np.sort(eligible)
         colour = cand["colour"][pool] if cfg.colour_weight > 0 else np.zeros(pool.size)
-        fusion = FusedScores(bow, cand["allowed"], cand["n_live"], pool, colour, cfg.colour_weight,
-                             cand["covers_all"])
-        n = max(int(cand["n_live"]), 1)
-        fusion.mean = float(cand["sum"]) / n  # the global moments, not the candidates'
-        fusion.std = float(np.sqrt(max(float(cand["sumsq"]) / n - fusion.mean ** 2, 0.0))) + 1e-9
-        return fusion
+        n_population = cand["n_live"] if cand["covers_all"] else cfg.colour_candidates
+        return FusedScores(bow, cand["allowed"], n_population, pool, colour, cfg.colour_weight,
+                           cand["covers_all"])
 
     @staticmethod
     def _positions(cand: dict[str, Any], owners: Sequence[tuple[int, int]]) -> np.ndarray:

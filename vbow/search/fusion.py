@@ -4,10 +4,19 @@ The rule (see :class:`vbow.Config`) is::
 
     fused(i) = z_bow(i) + w * z_colour(i)            (-inf where image i is not allowed)
 
-``z_bow`` standardises the TF-IDF cosines over every live image. Colour is compared only for a
-*pool* of images: every live image in catalogs up to ``colour_candidates`` images, else the
-``colour_candidates`` best by words (:func:`select_pool`). ``z_colour`` standardises over the
-pool, and images outside it get the pool's lowest ``z_colour``.
+Colour is compared only for a *pool* of images: every live image in catalogs up to
+``colour_candidates`` images, else the ``colour_candidates`` best by words (:func:`select_pool`).
+Both scores are standardised over that same population. ``z_colour`` standardises over the pool,
+and images outside it get the pool's lowest ``z_colour``. ``z_bow`` standardises the TF-IDF
+cosines over every live image in a catalog that fits the pool, else over the
+``colour_candidates`` best by words (the pool, with images beyond its positive scores counted
+as 0).
+
+Standardising the words over the best ``colour_candidates`` rather than over every image keeps
+the fused score on one scale whatever the catalog's size. Over a whole large catalog, most images
+share no word with the query, the standard deviation shrinks, and the z-score of a true match
+grows with the catalog: at a million images it outweighed the colour term and the inlier count
+it is added to (``benchmarks/results/scale.md``).
 
 Because the pool holds the best images by words and every image outside it gets the lowest
 colour term, no image outside the pool can score above one inside it. Rankings therefore only
@@ -118,8 +127,10 @@ class FusedScores:
         ``(n,) float32`` TF-IDF cosines of every image slot (0 for removed images).
     allowed : np.ndarray
         ``(n,) bool`` images that may be returned (live and passing the metadata filter).
-    n_live : int
-        Number of live images (the standardisation population).
+    n_population : int
+        Number of images ``z_bow`` standardises over: every live image when ``covers_all``,
+        else the pool's nominal size (``colour_candidates``), pool images beyond the positive
+        scores counting as 0. The moments are taken from ``bow[pool]``.
     pool : np.ndarray
         ``(p,) int`` sorted ids whose colour was compared.
     pool_colour : np.ndarray
@@ -130,16 +141,17 @@ class FusedScores:
         True when the pool holds every live image (then every image outside it is removed).
     """
 
-    def __init__(self, bow: np.ndarray, allowed: np.ndarray, n_live: int, pool: np.ndarray,
+    def __init__(self, bow: np.ndarray, allowed: np.ndarray, n_population: int, pool: np.ndarray,
                  pool_colour: np.ndarray, weight: float, covers_all: bool) -> None:
         self.bow = bow
         self.allowed = allowed
         self.pool = np.asarray(pool, np.int64)
         self.pool_colour = np.asarray(pool_colour, np.float64)
         self.covers_all = bool(covers_all)
-        n_live = max(int(n_live), 1)
-        self.mean = float(np.sum(bow, dtype=np.float64)) / n_live
-        self.std = float(np.sqrt(max(float(np.dot(bow, bow)) / n_live - self.mean ** 2, 0.0))) + 1e-9
+        n = max(int(n_population), 1)
+        in_pool = bow[self.pool].astype(np.float64)
+        self.mean = float(np.sum(in_pool)) / n
+        self.std = float(np.sqrt(max(float(np.dot(in_pool, in_pool)) / n - self.mean ** 2, 0.0))) + 1e-9
         self.floor = 0.0
         self.colour_term = np.zeros(self.pool.size, np.float64)
         if weight > 0 and self.pool.size:
