@@ -84,9 +84,10 @@ class Config:
         ``colour`` the Bhattacharyya coefficient of the two colour histograms, and ``z``
         standardises a score (subtract the mean, divide by the standard deviation) over the images
         whose colour is compared (see ``colour_candidates`` and :mod:`vbow.search.fusion`).
-        Standardising makes the rule independent of each score's scale, and taking both over
-        the same ``colour_candidates`` images keeps it independent of the catalog's size: a cover photographed under odd light keeps its strong word score, while colour
-        still separates textureless or 3-D objects. ``w = 0`` disables colour. The default, 5,
+        Standardising makes the rule independent of each score's scale (a cover photographed
+        under odd light keeps its strong word score, while colour still separates textureless
+        or 3-D objects), and taking both over the same images keeps it independent of the
+        catalog's size. ``w = 0`` disables colour. The default, 5,
         is one setting for every benchmark (``benchmarks/results/accuracy.md``): 3-D objects
         turned on a turntable (coil100) need a strong colour vote, and the re-ranking shortlist
         takes half its images by words alone so that colour cannot push a verifiable product

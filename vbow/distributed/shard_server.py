@@ -86,8 +86,9 @@ class ShardServer:
         Returns
         -------
         dict
-            ``n_live``, ``n_allowed``, and per candidate: ``ids`` (local, int64), ``bow`` (float32),
-            ``colour`` (float64), ``allowed`` (bool), ``eligible`` (bool: may enter the pool).
+            ``n_live``, ``n_allowed``, and per candidate: ``ids`` (local, int64), ``bow``
+            (float32), ``colour`` (float64), ``allowed`` (bool), ``eligible`` (bool: may enter
+            the pool).
         """
         from vbow.search.fusion import select_pool
 

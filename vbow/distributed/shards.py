@@ -6,8 +6,9 @@ Why the merge is exact
 A single index ranks with statistics of the whole catalog (see :mod:`vbow.query` and
 :mod:`vbow.search.fusion`): the postings budget picks query words by their postings over all
 images, the colour pool is the ``colour_candidates`` best images by words (both scores are
-standardised over it), and query expansion averages in the words of the verified images. So, as Elasticsearch's ``dfs_query_then_fetch``, every such statistic is
-gathered from all shards before anything is ranked:
+standardised over it), and query expansion averages in the words of the verified images. So,
+as Elasticsearch's ``dfs_query_then_fetch``, every such statistic is gathered from all shards
+before anything is ranked:
 
 * per-word postings lengths and live counts are gathered from every shard once (and again
   after each ``add``/``remove``), so the client selects the budgeted words globally and the
