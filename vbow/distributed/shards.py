@@ -318,7 +318,7 @@ class ShardedIndex:
         return cand, missing
 
     def _fuse(self, cand: dict[str, Any]) -> FusedScores:
-        """FusedScores over the candidates with the global moments and the global pool."""
+        """FusedScores over the candidates, standardised over the global pool."""
         cfg = self.config
         bow = cand["bow"]
         eligible = np.flatnonzero(cand["eligible"])
