@@ -314,7 +314,7 @@ NOTES = """## Notes
   `rss_anon_mib_after_queries` is the process's own memory. Opening maps the files and reads
   each once for its CRC-32 (`open_seconds`), so it depends on the page cache: right after a
   build the 1M bundle opens in about 2.5 s; a `--reuse` run after other bundles were read
-  finds it on disk (7.5 s for sift and 9.4 s for sift-he on 2026-12-04).
+  finds it on disk (6–9 s in the 2026-12-04 runs).
 - **Bytes per image.** The real SIFT features average 258 per image (640 px, contrast threshold
   0.04), so geometry costs 8 B x 258 and postings 4 B per distinct word. At the 1,000-feature cap
   an image would cost about 8 KB of geometry and 3.5 KB of postings (11.5 KB), still within 12 KB.
@@ -463,6 +463,24 @@ def write_report(result: dict, out_dir: Path, name: str = "scale") -> None:
                          f"{q['query_ms_p50_rerank']} / {q['query_ms_p95_rerank']} | "
                          f"{q['recall_at_1_no_rerank']} | {q['recall_at_1_rerank']} | "
                          f"{by.get('smvs_dvd_rerank', '')} / {by.get('grocery_packages_rerank', '')} |")
+    short = result.get("shortlist_sweep") or []
+    if short:
+        n_big = short[0]["n_images"]
+        big = next(r for r in rows if r["n_images"] == n_big)
+        lines += ["", "## Re-ranking shortlist", "",
+                  "Candidates verified per query on the largest catalog, at the default postings "
+                  "budget. The tables above verify "
+                  f"{big['query']['rerank_shortlist']}; the library's default "
+                  "(`Config.shortlist_for`) grows with the catalog's square root and is 200 from "
+                  "10,000 images up.", "",
+                  "| catalog | shortlist | p50 / p95 ms re-rank | recall@1 re-rank | "
+                  "smvs_dvd / grocery recall@1 re-rank |", "|---|---|---|---|---|"]
+        for n_verify, q in [(big["query"]["rerank_shortlist"], big["query"])] + \
+                [(s["shortlist"], s["query"]) for s in short]:
+            by = q.get("recall_at_1_by_dataset", {})
+            lines.append(f"| {n_big:,} | {n_verify} | {q['query_ms_p50_rerank']} / "
+                         f"{q['query_ms_p95_rerank']} | {q['recall_at_1_rerank']} | "
+                         f"{by.get('smvs_dvd_rerank', '')} / {by.get('grocery_packages_rerank', '')} |")
     ratio = result.get("build_ratio")
     if ratio:
         lines += ["", "## Index build over real images vs raw OpenCV", "",
@@ -573,6 +591,9 @@ def main() -> None:
                     help="query postings budget (default: the preset's)")
     ap.add_argument("--budgets", type=int, nargs="*", default=[0, 4_000_000, 2_000_000],
                     help="query postings budgets swept on the middle and largest catalogs (0: none)")
+    ap.add_argument("--shortlists", type=int, nargs="*", default=[200],
+                    help="re-ranking shortlists also run on the largest catalog (the library's "
+                         "default, Config.shortlist_for, is 200 from 10,000 images up)")
     ap.add_argument("--ratio-images", type=int, default=300,
                     help="real images in the build-throughput comparison with raw OpenCV")
     ap.add_argument("--no-tf-cap", dest="tf_cap", action="store_false",
@@ -623,6 +644,8 @@ def main() -> None:
         cmd += " --hamming-embedding"
     if args.budgets != [0, 4_000_000, 2_000_000]:
         cmd += " --budgets " + " ".join(map(str, args.budgets))
+    if args.shortlists != [200]:
+        cmd += " --shortlists " + " ".join(map(str, args.shortlists))
     for n in args.sizes:
         bundle = WORK / f"catalog-{tag}-{n}.vbow"
         common = ["--preset", args.preset, "--bundle", str(bundle)]
@@ -650,6 +673,14 @@ def main() -> None:
             q = _run_child(q_args)
             print(n, budget, json.dumps(q), file=sys.stderr, flush=True)
             sweep.append({"n_images": n, "max_postings": budget or "none", "query": q})
+    shortlist_sweep = []
+    largest = WORK / f"catalog-{tag}-{args.sizes[-1]}.vbow"
+    for n_verify in args.shortlists:
+        q = _run_child(["--child", "query", "--queries", str(args.queries), "--shortlist", str(n_verify),
+                        "--preset", args.preset, "--bundle", str(largest),
+                        "--max-postings", str(args.max_postings)])
+        print(args.sizes[-1], "shortlist", n_verify, json.dumps(q), file=sys.stderr, flush=True)
+        shortlist_sweep.append({"n_images": args.sizes[-1], "shortlist": n_verify, "query": q})
     ratio = None if args.hamming_embedding else \
         _run_child(["--child", "ratio", "--preset", args.preset, "--n", str(args.ratio_images)])
     tfcap = _run_child(["--child", "tfcap", "--preset", args.preset]) \
@@ -658,6 +689,7 @@ def main() -> None:
               "vbow_version": vbow.__version__, "n_words": int(stats.offsets.shape[0] and
                                                                vbow.ImageIndex.load(stats.vocab_bundle).vocabulary.n_words_),
               "n_real_images": stats.n_images, "sizes": rows, "budget_sweep": sweep,
+              "shortlist_sweep": shortlist_sweep,
               "build_ratio": ratio, "tf_cap_accuracy": tfcap,
               "hamming_embedding": bool(args.hamming_embedding),
               "run_at": time.strftime("%Y-%m-%d %H:%M:%S"),
