@@ -212,7 +212,7 @@ class QueryPlan:
             colour = (self.state.catalog.colour[pool].astype(np.float32) @ q).astype(np.float64) / (255.0 * 255.0)
         else:
             colour = np.zeros(pool.size, np.float64)
-        return FusedScores(bow, allowed, n_live if covers_all else cfg.colour_candidates, pool, colour,
+        return FusedScores(bow, allowed, min(n_live, cfg.colour_candidates), pool, colour,
                            cfg.colour_weight, covers_all)
 
     def verification_order(self, fusion: FusedScores, top: np.ndarray, n: int) -> np.ndarray:

@@ -331,9 +331,8 @@ class ShardedIndex:
                 eligible = eligible[part[:cfg.colour_candidates]]
             pool = np.sort(eligible)
         colour = cand["colour"][pool] if cfg.colour_weight > 0 else np.zeros(pool.size)
-        n_population = cand["n_live"] if cand["covers_all"] else cfg.colour_candidates
-        return FusedScores(bow, cand["allowed"], n_population, pool, colour, cfg.colour_weight,
-                           cand["covers_all"])
+        return FusedScores(bow, cand["allowed"], min(cand["n_live"], cfg.colour_candidates), pool,
+                           colour, cfg.colour_weight, cand["covers_all"])
 
     @staticmethod
     def _positions(cand: dict[str, Any], owners: Sequence[tuple[int, int]]) -> np.ndarray:

@@ -15,8 +15,9 @@ as 0).
 Standardising the words over the best ``colour_candidates`` rather than over every image keeps
 the fused score on one scale whatever the catalog's size. Over a whole large catalog, most images
 share no word with the query, the standard deviation shrinks, and the z-score of a true match
-grows with the catalog: at a million images it outweighed the colour term and the inlier count
-it is added to (``benchmarks/results/scale.md``).
+grows with the catalog, against a colour term and an inlier count that do not. Standardised over
+the pool instead, recall@1 at a million images rose from 0.215 to 0.495 without re-ranking and
+from 0.685 to 0.725 with it (``benchmarks/results/scale.md``, "Fusion at scale").
 
 Because the pool holds the best images by words and every image outside it gets the lowest
 colour term, no image outside the pool can score above one inside it. Rankings therefore only
@@ -128,9 +129,9 @@ class FusedScores:
     allowed : np.ndarray
         ``(n,) bool`` images that may be returned (live and passing the metadata filter).
     n_population : int
-        Number of images ``z_bow`` standardises over: every live image when ``covers_all``,
-        else the pool's nominal size (``colour_candidates``), pool images beyond the positive
-        scores counting as 0. The moments are taken from ``bow[pool]``.
+        Number of images ``z_bow`` standardises over, ``min(live images, colour_candidates)``:
+        every live image when ``covers_all``, else the pool's nominal size, pool images beyond
+        the positive scores counting as 0. The moments are taken from ``bow[pool]``.
     pool : np.ndarray
         ``(p,) int`` sorted ids whose colour was compared.
     pool_colour : np.ndarray

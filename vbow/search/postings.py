@@ -32,6 +32,9 @@ TF_BITS = 2
 TF_MASK = np.uint32((1 << TF_BITS) - 1)
 #: Largest number of document slots one index can hold.
 MAX_DOCS = 1 << (32 - TF_BITS)
+#: Up to this many ranges (a query's words) are read slice by slice, in place; more are gathered
+#: through one position array.
+_SLICED_RANGES = 4096
 
 
 def pack_postings(docs: np.ndarray, tf: np.ndarray) -> np.ndarray:
@@ -146,7 +149,7 @@ class PostingSegment:
         lengths[i])`` (``(m,) int64`` each, e.g. of a query's words, non-empty), concatenated
         in order."""
         flat = self.postings.view(np.ndarray)  # plain view: slicing a np.memmap is slow
-        if starts.size <= 4096:  # contiguous slices: memcpy speed, no int64 position array
+        if starts.size <= _SLICED_RANGES:  # contiguous slices: memcpy speed, no int64 position array
             return np.concatenate([flat[s:s + k] for s, k in zip(starts.tolist(), lengths.tolist())])
         return flat[gather_ranges(starts, lengths)]
 
@@ -175,7 +178,7 @@ class PostingSegment:
         """
         sig_flat = self.signatures.view(np.ndarray)
         total = int(lengths.sum())
-        if starts.size > 4096:
+        if starts.size > _SLICED_RANGES:
             sig = sig_flat[gather_ranges(starts, lengths)]
             np.bitwise_xor(sig, np.repeat(np.asarray(query_signatures, np.uint64), lengths), out=sig)
             return np.bitwise_count(sig)
