@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from vbow.errors import InvalidInputError, NotFittedError
 from vbow.search.embedding import (N_BITS, aggregate_query, kernel_weights, pack_signs,
                                    selective_kernel)
-import vbow.search.inverted_index as inv
+import vbow.search.accumulate as acc
 from vbow.search.inverted_index import InvertedIndex
 from vbow.search.postings import TF_CAP
 from vbow.search.weighting import tfidf
@@ -241,14 +241,14 @@ def test_he_scores_equal_a_dense_kernel_sum(seed, n_words, batches, t, remove_fr
     q_tf = rng.uniform(0.3, 3, q_words.size).astype(np.float32)
     q_sig = rng.integers(0, 2**63, q_words.size, dtype=np.uint64)
     kernel = selective_kernel(t, 3.0)
-    saved = inv._SPARSE_MIN_POSTINGS
-    inv._SPARSE_MIN_POSTINGS = 1 if sparse_product else 1 << 40   # scipy's product or bincount
+    saved = acc.SPARSE_MIN_POSTINGS
+    acc.SPARSE_MIN_POSTINGS = 1 if sparse_product else 1 << 40   # scipy's product or bincount
     try:
         got = index.scores(q_words, tfidf(q_words, q_tf, idf), idf) if not docs else \
             index.score_query(q_words, tfidf(q_words, q_tf, idf), idf, signatures=q_sig,
                               kernel=kernel)[0]
     finally:
-        inv._SPARSE_MIN_POSTINGS = saved
+        acc.SPARSE_MIN_POSTINGS = saved
     want = dense_he_scores(docs, alive, q_words, q_tf, q_sig, idf, kernel)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
 

@@ -257,7 +257,7 @@ def test_scoring_never_touches_opencv(monkeypatch):
     """Scoring (both accumulation paths) and the term weights work with cv2 unavailable."""
     import sys
 
-    import vbow.search.inverted_index as inv
+    import vbow.search.accumulate as acc
     monkeypatch.setitem(sys.modules, "cv2", _NoOpenCV())
     rng = np.random.default_rng(0)
     docs = random_docs(rng, 300, 40)
@@ -270,7 +270,7 @@ def test_scoring_never_touches_opencv(monkeypatch):
     w = tfidf(q_words, q_tf, idf, "sqrt")
     want = dense_scores(docs, np.ones(300, bool), q_words, q_tf, idf, "sqrt")
     np.testing.assert_allclose(index.scores(q_words, w, idf), want, rtol=1e-4, atol=1e-6)
-    monkeypatch.setattr(inv, "_SPARSE_MIN_POSTINGS", 1)  # the scipy path too
+    monkeypatch.setattr(acc, "SPARSE_MIN_POSTINGS", 1)  # the scipy path too
     np.testing.assert_allclose(index.scores(q_words, w, idf), want, rtol=1e-4, atol=1e-6)
 
 

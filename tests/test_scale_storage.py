@@ -179,7 +179,7 @@ def test_add_words_and_add_flat_validate():
 @settings(deadline=None, max_examples=30)
 def test_sparse_accumulation_equals_bincount(seed, mode):
     """Both accumulation paths of score_query (bincount, scipy CSC product) agree."""
-    import vbow.search.inverted_index as inv
+    import vbow.search.accumulate as acc
     rng = np.random.default_rng(seed)
     n_words = 30
     idf = (rng.random(n_words) * 3).astype(np.float32)
@@ -189,14 +189,14 @@ def test_sparse_accumulation_equals_bincount(seed, mode):
     index.add_words(offsets, words, idf)       # two segments
     qw = np.sort(rng.choice(n_words, 10, replace=False))
     qv = tfidf(qw, (rng.random(10) + 0.1).astype(np.float32), idf, mode)
-    saved = inv._SPARSE_MIN_POSTINGS
+    saved = acc.SPARSE_MIN_POSTINGS
     try:
-        inv._SPARSE_MIN_POSTINGS = 1 << 40
+        acc.SPARSE_MIN_POSTINGS = 1 << 40
         a = index.score_query(qw, qv, idf)
-        inv._SPARSE_MIN_POSTINGS = 0
+        acc.SPARSE_MIN_POSTINGS = 0
         b = index.score_query(qw, qv, idf)
     finally:
-        inv._SPARSE_MIN_POSTINGS = saved
+        acc.SPARSE_MIN_POSTINGS = saved
     assert a[1] == b[1]
     np.testing.assert_allclose(a[0], b[0], rtol=1e-6, atol=1e-7)
     m = dense_matrix(index, idf)

@@ -122,7 +122,10 @@ class Config:
         else 0 (:mod:`vbow.search.embedding`). Costs 8 bytes per posting.
     Other
         ``random_state`` (every random choice), ``n_jobs`` (feature extraction processes; -1 =
-        all cores).
+        all cores), ``query_threads`` (threads one query's scoring may use: a query that reads
+        at least 4M postings of a segment, as in catalogs of about a million images, is
+        split by words across this many threads of a shared pool; smaller queries, and 1, run
+        on the calling thread).
     Image input
         ``max_pixels``: encoded images (and ``PIL.Image`` objects) whose header declares more
         than this many pixels (width x height, at full resolution) are refused before decoding,
@@ -162,6 +165,7 @@ class Config:
     he_alpha: float = 3.0
     random_state: int = 0
     n_jobs: int = -1
+    query_threads: int = 2
     max_pixels: int | None = 89_478_485
     max_file_bytes: int = 1 << 29
 
@@ -177,7 +181,7 @@ class Config:
             raise UnknownOptionError("geometric model", self.model, MODELS)
         positive = ("max_keypoints", "max_side", "n_words", "probes", "max_training_descriptors",
                     "max_training_images", "query_assignments", "colour_candidates", "min_inliers",
-                    "max_fanout")
+                    "max_fanout", "query_threads")
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise InvalidInputError(f"{name} must be >= 1; got {getattr(self, name)}")

@@ -172,14 +172,13 @@ class QueryPlan:
         """``(n,) float32`` TF-IDF cosine of the bag ``(words, weights)`` with every image slot
         (0 for removed ones), reading at most ``config.max_postings`` postings. With the
         words' Hamming-embedding ``signatures`` (``(m,) uint64``), each term is weighted by the
-        selective kernel of ``config.he_threshold`` and ``config.he_alpha``."""
+        selective kernel of ``config.he_threshold`` and ``config.he_alpha``. Large queries use
+        up to ``config.query_threads`` threads."""
         cfg = self.config
-        if signatures is None:
-            return self.state.postings.scores(words, weights, self.state.idf,
-                                              max_postings=cfg.max_postings)
+        kernel = None if signatures is None else selective_kernel(cfg.he_threshold, cfg.he_alpha)
         return self.state.postings.score_query(
             words, weights, self.state.idf, max_postings=cfg.max_postings, signatures=signatures,
-            kernel=selective_kernel(cfg.he_threshold, cfg.he_alpha))[0]
+            kernel=kernel, threads=cfg.query_threads)[0]
 
     def postings_read(self, bag: QueryBag) -> int:
         """How many postings :meth:`score` reads for ``bag`` (under ``config.max_postings``)."""

@@ -45,6 +45,7 @@ import logging
 
 import numpy as np
 
+from vbow.search.accumulate import accumulate_parallel
 from vbow.search.csr import offsets_from_counts
 from vbow.errors import InvalidInputError
 from vbow.search.embedding import N_BITS, majority_signatures, summed_signatures
@@ -57,9 +58,6 @@ __all__ = ["InvertedIndex"]
 logger = logging.getLogger(__name__)
 
 _MAX_SEGMENTS = 64
-#: queries reading at least this many postings (of one segment) accumulate them with a sparse
-#: matrix-vector product (scipy, imported only then) instead of ``np.bincount``
-_SPARSE_MIN_POSTINGS = 1 << 18
 
 
 class InvertedIndex:
@@ -446,14 +444,16 @@ class InvertedIndex:
 
     def score_query(self, words: np.ndarray, weights: np.ndarray, idf: np.ndarray, *,
                     max_postings: int | None = None, signatures: np.ndarray | None = None,
-                    kernel: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+                    kernel: np.ndarray | None = None, threads: int = 1) -> tuple[np.ndarray, int]:
         """:meth:`scores` and the number of postings it read.
 
         With ``signatures`` (``(m,) uint64``, one per query word, see
         :func:`vbow.search.embedding.aggregate_query`) and ``kernel`` (``(65,) float32``, see
         :func:`vbow.search.embedding.selective_kernel`), each posting's term is multiplied by
         the kernel of the Hamming distance between its signature and its query word's; the
-        index must carry signatures.
+        index must carry signatures. With ``threads`` > 1, a query reading many postings is
+        accumulated on that many threads (:func:`vbow.search.accumulate.accumulate_parallel`);
+        the scores agree with one thread's to float32 rounding.
         """
         words = np.asarray(words, dtype=np.int64)
         weights = np.asarray(weights, dtype=np.float32)
@@ -486,31 +486,11 @@ class InvertedIndex:
                 continue
             touched += n
             nz = np.flatnonzero(lengths)
-            run_lengths = lengths[nz]
-            if use_he:
-                # the selective kernel drops most postings: only those within the Hamming
-                # threshold are read, weighted and accumulated
-                h = seg.hamming_distances(starts[nz], run_lengths, signatures[nz])
-                post, h, run_lengths = seg.postings_within(starts[nz], run_lengths, h, max_h)
-                n = int(post.size)
-                tf_weight = burst_weights(post, self.burstiness)
-                tf_weight *= kernel[h]
-            else:
-                post = seg.read(starts[nz], run_lengths)
-                tf_weight = burst_weights(post, self.burstiness)
-            docs = (post >> np.uint32(TF_BITS)).view(np.int32)  # doc < 2**30: the same bits
-            if _SPARSE_MIN_POSTINGS <= n < 1 << 31:
-                # one compiled pass: the postings as a (docs x words) CSC matrix times the word
-                # weights, in float32 (half the accumulator's cache footprint; a document's
-                # score sums at most a few thousand terms)
-                from scipy.sparse import csc_matrix
-                indptr = np.zeros(nz.size + 1, dtype=np.int32)
-                np.cumsum(run_lengths, out=indptr[1:])
-                part = csc_matrix((tf_weight, docs, indptr), shape=(self.n_docs, nz.size)) @ \
-                    word_weight[nz]
-            else:
-                weight = tf_weight * np.repeat(word_weight[nz].astype(np.float64), run_lengths)
-                part = np.bincount(docs, weights=weight, minlength=self.n_docs).astype(np.float32)
+            part = accumulate_parallel(seg, starts[nz], lengths[nz], word_weight[nz], self.n_docs,
+                                       self.burstiness, threads,
+                                       signatures=signatures[nz] if use_he else None,
+                                       kernel=kernel if use_he else None,
+                                       max_distance=max_h if use_he else -1)
             if total is None:
                 total = part
             else:

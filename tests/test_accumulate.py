@@ -1,0 +1,123 @@
+"""Scoring one query on several threads (vbow.search.accumulate) against one thread and against
+dense sums, with and without Hamming embedding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import vbow.search.accumulate as acc
+from vbow.search.embedding import selective_kernel
+from vbow.search.inverted_index import InvertedIndex
+from vbow.search.weighting import tfidf
+
+
+@given(lengths=st.lists(st.integers(1, 1000), min_size=1, max_size=60), parts=st.integers(-1, 9))
+def test_split_ranges_covers_the_ranges_in_balanced_contiguous_groups(lengths, parts):
+    lengths = np.array(lengths, np.int64)
+    groups = acc.split_ranges(lengths, parts)
+    assert 1 <= len(groups) <= max(1, parts)
+    assert groups[0].start == 0 and groups[-1].stop == lengths.size
+    for a, b in zip(groups[:-1], groups[1:]):
+        assert a.stop == b.start                     # contiguous, in order
+    sums = [int(lengths[g].sum()) for g in groups]
+    assert min(b.stop - b.start for b in groups) >= 1
+    # no group exceeds its equal share by more than one range
+    assert max(sums) <= lengths.sum() / len(groups) + lengths.max() or len(groups) == 1
+
+
+def _random_index(rng, n_docs, n_words, he):
+    counts = rng.integers(0, 40, n_docs)
+    offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)
+    words = rng.integers(0, n_words, int(offsets[-1]))
+    idf = rng.uniform(0.2, 3.0, n_words).astype(np.float32)
+    index = InvertedIndex(n_words, "sqrt")
+    emb = rng.standard_normal((words.size, 64)).astype(np.float32) if he else None
+    index.add_words(offsets, words, idf, embedding=emb)
+    if n_docs > 3:
+        index.remove(rng.choice(n_docs, n_docs // 4, replace=False))
+    return index, idf
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), threads=st.integers(2, 5), he=st.booleans(),
+       sparse_product=st.booleans())
+def test_threaded_scores_equal_one_thread(seed, threads, he, sparse_product, monkeypatch_module):
+    rng = np.random.default_rng(seed)
+    n_words = int(rng.integers(2, 60))
+    index, idf = _random_index(rng, int(rng.integers(1, 300)), n_words, he)
+    q_words = np.sort(rng.choice(n_words, int(rng.integers(1, n_words + 1)), replace=False))
+    q_weights = tfidf(q_words, rng.uniform(0.3, 3, q_words.size).astype(np.float32), idf)
+    kw = {}
+    if he:
+        kw = dict(signatures=rng.integers(0, 2**63, q_words.size, dtype=np.uint64),
+                  kernel=selective_kernel(int(rng.integers(16, 40)), 3.0))
+    monkeypatch_module.setattr(acc, "SPARSE_MIN_POSTINGS", 1 if sparse_product else 1 << 40)
+    monkeypatch_module.setattr(acc, "PARALLEL_MIN_POSTINGS", 1 << 40)
+    one, read_one = index.score_query(q_words, q_weights, idf, threads=threads, **kw)
+    monkeypatch_module.setattr(acc, "PARALLEL_MIN_POSTINGS", 1)   # now split across threads
+    many, read_many = index.score_query(q_words, q_weights, idf, threads=threads, **kw)
+    assert read_one == read_many
+    np.testing.assert_allclose(many, one, rtol=1e-5, atol=1e-7)
+    assert many.dtype == np.float32 and many.shape == (index.n_docs,)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def test_parallel_split_runs_on_pool_threads(monkeypatch):
+    """The split really runs groups on other threads (else the test above compares one path
+    with itself), and the calling thread's group comes first in the sum."""
+    import threading
+    rng = np.random.default_rng(3)
+    index, idf = _random_index(rng, 400, 30, he=False)
+    seen = []
+    real = acc.accumulate_ranges
+
+    def spy(*args, **kwargs):
+        seen.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(acc, "accumulate_ranges", spy)
+    monkeypatch.setattr(acc, "PARALLEL_MIN_POSTINGS", 1)
+    q_words = np.arange(30)
+    q_weights = tfidf(q_words, np.ones(30, np.float32), idf)
+    index.score_query(q_words, q_weights, idf, threads=3)
+    assert len(seen) == 3
+    assert seen[0] == threading.current_thread().name
+    assert all(name.startswith("vbow-score") for name in seen[1:])
+
+
+def _score_in_child(index, idf, out):
+    q_words = np.arange(30)
+    out.put(index.score_query(q_words, tfidf(q_words, np.ones(30, np.float32), idf), idf,
+                              threads=2)[0])
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork()")
+def test_a_forked_child_gets_a_working_pool(monkeypatch):
+    """A process forked after the pool started (a pre-forking server) scores on new threads
+    instead of waiting forever on its parent's, which do not exist in the child."""
+    import multiprocessing
+    rng = np.random.default_rng(5)
+    index, idf = _random_index(rng, 400, 30, he=False)
+    monkeypatch.setattr(acc, "PARALLEL_MIN_POSTINGS", 1)
+    q_words = np.arange(30)
+    want = index.score_query(q_words, tfidf(q_words, np.ones(30, np.float32), idf), idf,
+                             threads=2)[0]                      # starts the parent's pool
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_score_in_child, args=(index, idf, out))
+    child.start()
+    child.join(30)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung on its parent's scoring pool")
+    assert child.exitcode == 0
+    np.testing.assert_allclose(out.get(timeout=10), want, rtol=1e-6)

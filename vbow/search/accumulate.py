@@ -1,0 +1,159 @@
+"""Accumulating a query's postings into per-document scores, on one thread or several.
+
+:func:`accumulate_ranges` scores the postings of some of a query's words (their ranges in one
+:class:`~vbow.search.postings.PostingSegment`) into a ``(n_docs,) float32`` vector.
+:func:`accumulate_parallel` splits the words into contiguous groups of about equal postings and
+accumulates each group on its own thread of a shared pool, then sums the groups' vectors.
+
+The heavy steps (reading the postings, Hamming distances, the weights, the sparse
+matrix-vector product or ``np.bincount``) are compiled numpy and scipy loops that release the
+GIL, so two threads overlap most of the work; the Python loop over a query's words does not,
+which is why a query is split only when it reads at least :data:`PARALLEL_MIN_POSTINGS`
+postings (``benchmarks/results/scale_he.md`` measures both forms side by side). The sum of the
+groups' vectors is the same sum in another order: results agree with one thread to float32
+rounding, and rankings agree except between documents whose scores tie to that rounding.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from vbow.search.postings import TF_BITS, PostingSegment, burst_weights
+
+__all__ = ["accumulate_ranges", "accumulate_parallel", "split_ranges", "PARALLEL_MIN_POSTINGS",
+           "SPARSE_MIN_POSTINGS"]
+
+#: queries reading at least this many postings (of one segment) accumulate them with a sparse
+#: matrix-vector product (scipy, imported only then) instead of ``np.bincount``
+SPARSE_MIN_POSTINGS = 1 << 18
+#: a query's postings in one segment are split across threads only from this many on: at 1.7M
+#: postings (100k images) two threads were slower than one (x1.10, the per-word Python loops
+#: contend for the GIL), at 7.5M (1M images) faster (x0.88; benchmarks/results/scale_he.md)
+PARALLEL_MIN_POSTINGS = 1 << 22
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _reset_pool_after_fork() -> None:
+    global _pool
+    _pool = None  # the parent's worker threads do not exist in a forked child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_pool_after_fork)
+
+
+def _shared_pool() -> ThreadPoolExecutor:
+    """The process's scoring pool, one worker per core, created on first use."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2,
+                                       thread_name_prefix="vbow-score")
+        return _pool
+
+
+def accumulate_ranges(seg: PostingSegment, starts: np.ndarray, lengths: np.ndarray,
+                      word_weight: np.ndarray, n_docs: int, burstiness: str, *,
+                      signatures: np.ndarray | None = None, kernel: np.ndarray | None = None,
+                      max_distance: int = -1) -> np.ndarray:
+    """Sum of ``word_weight * burst(tf) [* kernel(hamming)]`` over the ranges' postings, per document.
+
+    Parameters
+    ----------
+    seg : PostingSegment
+        The segment the ranges index.
+    starts, lengths : np.ndarray
+        ``(m,) int64`` the ranges of the query's words in ``seg`` (every length > 0).
+    word_weight : np.ndarray
+        ``(m,) float32`` the query weight times the IDF of each range's word.
+    n_docs : int
+        Length of the result (document ids of ``seg`` are below it).
+    burstiness : str
+        Applied to the stored term counts (see :func:`vbow.search.postings.burst_weights`).
+    signatures : np.ndarray, optional
+        ``(m,) uint64`` the query's Hamming-embedding signature of each range's word; with it,
+        only postings within ``max_distance`` are read, each weighted by ``kernel[distance]``.
+    kernel : np.ndarray, optional
+        ``(65,) float32`` the selective kernel (with ``signatures``).
+    max_distance : int
+        The largest distance where ``kernel`` is positive (with ``signatures``).
+
+    Returns
+    -------
+    np.ndarray
+        ``(n_docs,) float32`` unnormalised scores.
+    """
+    if signatures is not None:
+        # the selective kernel drops most postings: only those within the Hamming threshold
+        # are read, weighted and accumulated
+        h = seg.hamming_distances(starts, lengths, signatures)
+        post, h, lengths = seg.postings_within(starts, lengths, h, max_distance)
+        tf_weight = burst_weights(post, burstiness)
+        tf_weight *= kernel[h]
+    else:
+        post = seg.read(starts, lengths)
+        tf_weight = burst_weights(post, burstiness)
+    n = int(post.size)
+    docs = (post >> np.uint32(TF_BITS)).view(np.int32)  # doc < 2**30: the same bits
+    if SPARSE_MIN_POSTINGS <= n < 1 << 31:
+        # one compiled pass: the postings as a (docs x words) CSC matrix times the word
+        # weights, in float32 (half the accumulator's cache footprint; a document's score sums
+        # at most a few thousand terms)
+        from scipy.sparse import csc_matrix
+        indptr = np.zeros(lengths.size + 1, dtype=np.int32)
+        np.cumsum(lengths, out=indptr[1:])
+        return np.asarray(csc_matrix((tf_weight, docs, indptr), shape=(n_docs, lengths.size))
+                          @ word_weight, dtype=np.float32)
+    weight = tf_weight * np.repeat(word_weight.astype(np.float64), lengths)
+    return np.bincount(docs, weights=weight, minlength=n_docs).astype(np.float32)
+
+
+def split_ranges(lengths: np.ndarray, parts: int) -> list[slice]:
+    """Cut ``(m,)`` range lengths into at most ``parts`` contiguous groups of about equal sums.
+
+    Returns the groups as slices into the ranges, in order, none empty; one slice for
+    ``parts <= 1`` or a single range.
+    """
+    m = int(np.shape(lengths)[0])
+    parts = max(1, min(int(parts), m))
+    if parts == 1:
+        return [slice(0, m)]
+    ends = np.cumsum(lengths, dtype=np.int64)
+    cuts = np.searchsorted(ends, ends[-1] * np.arange(1, parts) / parts, side="left") + 1
+    bounds = np.unique(np.concatenate(([0], np.minimum(cuts, m), [m])))
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def accumulate_parallel(seg: PostingSegment, starts: np.ndarray, lengths: np.ndarray,
+                        word_weight: np.ndarray, n_docs: int, burstiness: str, threads: int, *,
+                        signatures: np.ndarray | None = None, kernel: np.ndarray | None = None,
+                        max_distance: int = -1) -> np.ndarray:
+    """:func:`accumulate_ranges` with the ranges split across up to ``threads`` threads.
+
+    Below :data:`PARALLEL_MIN_POSTINGS` postings, or with ``threads <= 1``, the ranges are
+    accumulated on the calling thread. Otherwise each group of :func:`split_ranges` runs on the
+    shared pool and the ``(n_docs,) float32`` results are summed in group order.
+    """
+    total = int(np.sum(lengths))
+    if threads <= 1 or total < PARALLEL_MIN_POSTINGS:
+        return accumulate_ranges(seg, starts, lengths, word_weight, n_docs, burstiness,
+                                 signatures=signatures, kernel=kernel, max_distance=max_distance)
+    groups = split_ranges(lengths, threads)
+
+    def run(g: slice) -> np.ndarray:
+        return accumulate_ranges(seg, starts[g], lengths[g], word_weight[g], n_docs, burstiness,
+                                 signatures=None if signatures is None else signatures[g],
+                                 kernel=kernel, max_distance=max_distance)
+
+    pool = _shared_pool()
+    futures = [pool.submit(run, g) for g in groups[1:]]
+    out = run(groups[0])  # the calling thread takes the first group itself
+    for f in futures:
+        out += f.result()
+    return out
