@@ -253,7 +253,8 @@ def build_ratio(preset: str, n_images: int, chunks: tuple[int, ...] = (100, 20))
 
 
 #: The modules that read the packed postings' tf field by name (the tf-cap emulation patches all).
-_TF_FIELD_MODULES = ("vbow.search.postings", "vbow.search.inverted_index", "vbow.query")
+_TF_FIELD_MODULES = ("vbow.search.postings", "vbow.search.inverted_index", "vbow.search.accumulate",
+                     "vbow.query")
 
 
 def _tf_field() -> tuple[int, int]:
