@@ -1,5 +1,5 @@
-"""Scoring one query on several threads (vbow.search.accumulate) against one thread and against
-dense sums, with and without Hamming embedding."""
+"""Scoring one query on several threads (vbow.search.accumulate) against one thread, with and
+without Hamming embedding; the split into groups, the pool's threads, and forked children."""
 
 from __future__ import annotations
 

@@ -7,9 +7,10 @@ accumulates each group on its own thread of a shared pool, then sums the groups'
 
 The heavy steps (reading the postings, Hamming distances, the weights, the sparse
 matrix-vector product or ``np.bincount``) are compiled numpy and scipy loops that release the
-GIL, so two threads overlap most of the work; the Python loop over a query's words does not,
-which is why a query is split only when it reads at least :data:`PARALLEL_MIN_POSTINGS`
-postings (``benchmarks/results/scale_he.md`` measures both forms side by side). The sum of the
+GIL, so threads can overlap them; the Python loop over a query's words holds it, and the steps
+are bound by memory bandwidth, so the gain is partial and a query is split only when it reads
+at least :data:`PARALLEL_MIN_POSTINGS` postings. ``benchmarks/results/scale.md`` and
+``scale_he.md`` time one and two threads side by side. The sum of the
 groups' vectors is the same sum in another order: results agree with one thread to float32
 rounding, and rankings agree except between documents whose scores tie to that rounding.
 """
@@ -30,9 +31,10 @@ __all__ = ["accumulate_ranges", "accumulate_parallel", "split_ranges", "PARALLEL
 #: queries reading at least this many postings (of one segment) accumulate them with a sparse
 #: matrix-vector product (scipy, imported only then) instead of ``np.bincount``
 SPARSE_MIN_POSTINGS = 1 << 18
-#: a query's postings in one segment are split across threads only from this many on: at 1.7M
-#: postings (100k images) two threads were slower than one (x1.10, the per-word Python loops
-#: contend for the GIL), at 7.5M (1M images) faster (x0.88; benchmarks/results/scale_he.md)
+#: a query's postings in one segment are split across threads only from this many on. At 1M
+#: images (7.9M postings) two threads against one: sift p50 x0.70, p95 x0.65 (scale.md),
+#: sift-he p50 x0.90, p95 x1.09 (scale_he.md); a one-off run with a 1M threshold at 100k
+#: images (1.7M postings) was x1.10 slower (the per-word Python loops contend for the GIL)
 PARALLEL_MIN_POSTINGS = 1 << 22
 
 _pool: ThreadPoolExecutor | None = None
