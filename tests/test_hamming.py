@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.spatial.distance import cdist
 
-from vbow.vocab.hamming import as_words64, bitwise_majority, hamming_distances
+from vbow.vocab.hamming import as_words64, bitwise_majority, cell_distances, hamming_distances
 
 
 def ref_hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -27,6 +27,26 @@ def test_hamming_distances_match_unpackbits(n, m, width, seed, chunk):
     np.testing.assert_array_equal(out, ref_hamming(a, b))
     # the pre-packed uint64 form gives the same distances
     np.testing.assert_array_equal(hamming_distances(as_words64(a), as_words64(b)), out)
+
+
+@given(n_cells=st.integers(1, 6), width=st.integers(1, 9), n_bytes=st.integers(1, 40),
+       n_queries=st.integers(1, 7), n_pairs=st.integers(0, 60), chunk=st.integers(1, 70),
+       seed=st.integers(0, 2**32 - 1))
+def test_cell_distances_match_unpackbits_per_pair(n_cells, width, n_bytes, n_queries, n_pairs,
+                                                   chunk, seed):
+    """Each pair's distances to its cell's words, in blocks of any size, equal the reference."""
+    rng = np.random.default_rng(seed)
+    words = rng.integers(0, 256, (n_cells, width, n_bytes), dtype=np.uint8)
+    queries = rng.integers(0, 256, (n_queries, n_bytes), dtype=np.uint8)
+    pair_query = rng.integers(0, n_queries, n_pairs)
+    pair_cell = rng.integers(0, n_cells, n_pairs)
+    cells = np.stack([as_words64(words.reshape(-1, n_bytes))[:, j].reshape(n_cells, width)
+                      for j in range(as_words64(queries).shape[1])])
+    out = cell_distances(cells, as_words64(queries), pair_query, pair_cell, chunk=chunk)
+    assert out.shape == (n_pairs, width) and out.dtype == np.uint16
+    for i in range(n_pairs):
+        ref = ref_hamming(queries[pair_query[i]][None], words[pair_cell[i]])[0]
+        np.testing.assert_array_equal(out[i], ref)
 
 
 def test_hamming_distances_match_scipy_for_orb_width():

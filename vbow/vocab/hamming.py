@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_words64", "hamming_distances", "bitwise_majority"]
+__all__ = ["as_words64", "hamming_distances", "cell_distances", "bitwise_majority"]
 
 
 def as_words64(packed: np.ndarray) -> np.ndarray:
@@ -60,6 +60,44 @@ def hamming_distances(a: np.ndarray, b: np.ndarray, *, chunk: int = 2048) -> np.
         acc[:] = np.bitwise_count(block[:, 0, None] ^ cols_b[0][None, :])
         for k in range(1, wa.shape[1]):
             acc += np.bitwise_count(block[:, k, None] ^ cols_b[k][None, :])
+    return out
+
+
+def cell_distances(cells: np.ndarray, queries: np.ndarray, pair_query: np.ndarray,
+                   pair_cell: np.ndarray, *, chunk: int = 64) -> np.ndarray:
+    """Hamming distances of query descriptors to every word of one cell each.
+
+    Parameters
+    ----------
+    cells : np.ndarray
+        ``(w, n_cells, width) uint64``: column ``j`` of each cell's words (``width`` slots per
+        cell; slots past a cell's words hold anything, and their distances mean nothing).
+    queries : np.ndarray
+        ``(n, w) uint64`` packed query descriptors (:func:`as_words64`).
+    pair_query, pair_cell : np.ndarray
+        ``(P,) int`` pairs: query ``pair_query[i]`` against the words of cell ``pair_cell[i]``.
+    chunk : int
+        Pairs per block: the ``(chunk, width)`` temporaries are reused and stay in cache.
+
+    Returns
+    -------
+    np.ndarray
+        ``(P, width) uint16`` distances.
+    """
+    n_cols, _, width = cells.shape
+    n_pairs = int(pair_cell.shape[0])
+    out = np.zeros((n_pairs, width), np.uint16)
+    block = np.empty((min(chunk, n_pairs), width), np.uint64)
+    counts = np.empty((min(chunk, n_pairs), width), np.uint8)
+    q = queries[pair_query]
+    for s in range(0, n_pairs, chunk):
+        e = min(n_pairs, s + chunk)
+        b, c = block[:e - s], counts[:e - s]
+        for col in range(n_cols):
+            np.take(cells[col], pair_cell[s:e], axis=0, out=b)
+            np.bitwise_xor(b, q[s:e, col, None], out=b)
+            np.bitwise_count(b, out=c)
+            np.add(out[s:e], c, out=out[s:e])
     return out
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from vbow.vocab.clustering import kmajority
-from vbow.vocab.hamming import as_words64, hamming_distances
+from vbow.vocab.hamming import as_words64, cell_distances, hamming_distances
 from vbow.vocab.vocabulary import Vocabulary
 
 __all__ = ["HammingVocabulary"]
@@ -51,16 +51,17 @@ class HammingVocabulary(Vocabulary):
 
     def _assign_pairs_small(self, x: np.ndarray, pair_desc: np.ndarray, pair_cell: np.ndarray,
                             k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Query-sized batches: every pair's distances to its cell's words in one
+        ``(P, max_cell) uint16`` block (:func:`vbow.vocab.hamming.cell_distances`, computed
+        in cache-sized blocks), then the ``k`` nearest words selected as the per-cell loop
+        selects them, so the words are the same."""
         if pair_cell.size > self.small_pairs or pair_cell.size == 0:
             return None
         padded = self._padded_cells()
         counts = np.diff(self.cell_offsets_)[pair_cell]
-        xq = as_words64(x)[pair_desc]
-        d = np.bitwise_count(padded[0][pair_cell] ^ xq[:, 0, None]).astype(np.uint16)
-        for col in range(1, padded.shape[0]):
-            d += np.bitwise_count(padded[col][pair_cell] ^ xq[:, col, None])
+        # float32, as the loop's distances: argpartition picks among tied distances by dtype
+        d = cell_distances(padded, as_words64(x), pair_desc, pair_cell).astype(np.float32)
         width = d.shape[1]
-        d = d.astype(np.float32)
         d[np.arange(width)[None, :] >= counts[:, None]] = np.inf  # padding is never a word
         kk = min(k, width)
         if kk == 1:
@@ -69,9 +70,9 @@ class HammingVocabulary(Vocabulary):
             top = np.sort(np.argpartition(d, kk - 1, axis=1)[:, :kk], axis=1)
         else:
             top = np.broadcast_to(np.arange(width), (d.shape[0], width))
+        top_d = np.take_along_axis(d, top, axis=1)
         cand_d = np.full((pair_cell.size, k), np.inf, dtype=np.float32)
         cand_w = np.full((pair_cell.size, k), -1, dtype=np.int32)
-        top_d = np.take_along_axis(d, top, axis=1)
         real = np.isfinite(top_d)
         cand_d[:, :kk] = np.where(real, top_d, np.inf)
         cand_w[:, :kk] = np.where(real, top + self.cell_offsets_[pair_cell][:, None], -1)
