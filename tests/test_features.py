@@ -30,7 +30,8 @@ def test_root_sift_matches_the_formula(n, seed):
     assert np.allclose(norms[l1[:, 0] > 0], 1, atol=1e-5)
 
 
-@pytest.mark.parametrize("method, dim, dtype", [("sift", 128, np.float32), ("orb", 32, np.uint8)])
+@pytest.mark.parametrize("method, dim, dtype", [("sift", 128, np.float32), ("orb", 32, np.uint8),
+                                               ("teblid", 32, np.uint8)])
 def test_extract_shapes_and_bounds(method, dim, dtype):
     f = FeatureExtractor(method, 300).extract(PRODUCT)
     assert 50 <= len(f) <= 300
@@ -62,7 +63,37 @@ def test_gray_and_colour_input_agree():
     np.testing.assert_array_equal(a.descriptors, b.descriptors)
 
 
-@pytest.mark.parametrize("method", ["sift", "orb"])
+def test_teblid_describes_orbs_keypoints_with_opencvs_teblid():
+    """Same keypoints as ORB; descriptors are OpenCV's TEBLID at ORB's scale, not ORB's."""
+    orb, teblid = (FeatureExtractor(m, 300).extract(PRODUCT) for m in ("orb", "teblid"))
+    gray = cv2.cvtColor(PRODUCT, cv2.COLOR_BGR2GRAY)
+    detector = cv2.ORB_create(nfeatures=300, edgeThreshold=19, scoreType=cv2.ORB_HARRIS_SCORE)
+    kps = detector.detect(gray, None)
+    kps, ref = cv2.xfeatures2d.TEBLID_create(1.0, cv2.xfeatures2d.TEBLID_SIZE_256_BITS).compute(gray, kps)
+    np.testing.assert_array_equal(teblid.descriptors, ref)
+    np.testing.assert_allclose(teblid.keypoints[:, :2], [k.pt for k in kps], atol=1e-4)
+    assert {tuple(p) for p in teblid.keypoints[:, :2].round(2)} <= \
+        {tuple(p) for p in orb.keypoints[:, :2].round(2)}
+    shared = min(len(orb), len(teblid))
+    assert np.mean(np.all(orb.descriptors[:shared] == teblid.descriptors[:shared], axis=1)) < 0.05
+
+
+def test_teblid_descriptors_match_across_a_rotation_better_than_chance():
+    """A keypoint and its rotated copy get nearby descriptors (rotation is normalised by ORB's
+    keypoint angle): nearest neighbours mostly land on the true counterpart."""
+    h, w = PRODUCT.shape[:2]
+    rot = cv2.getRotationMatrix2D((w / 2, h / 2), 30, 1.0)
+    turned = cv2.warpAffine(PRODUCT, rot, (w, h), borderValue=(255, 255, 255))
+    ex = FeatureExtractor("teblid", 300)
+    a, b = ex.extract(PRODUCT), ex.extract(turned)
+    from vbow.vocab.hamming import hamming_distances
+    nearest = np.argmin(hamming_distances(a.descriptors, b.descriptors), axis=1)
+    moved = np.c_[a.keypoints[:, :2], np.ones(len(a))] @ rot.T
+    correct = np.linalg.norm(moved - b.keypoints[nearest, :2], axis=1) < 3
+    assert correct.mean() > 0.3
+
+
+@pytest.mark.parametrize("method", ["sift", "orb", "teblid"])
 def test_flat_image_has_no_features(method):
     f = FeatureExtractor(method).extract(np.full((100, 120, 3), 77, np.uint8))
     assert len(f) == 0 and f.keypoints.shape == (0, 4)

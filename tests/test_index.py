@@ -542,14 +542,20 @@ def test_results_serialise_to_json(sift_results):
 # --------------------------------------------------------------------------- other configurations
 
 
-def test_orb_preset_finds_the_right_product(catalog):
-    index = vbow.ImageIndex("orb", n_words=1024, n_jobs=1)
+@pytest.mark.parametrize("method", ["orb", "teblid"])
+def test_orb_preset_finds_the_right_product(catalog, method, tmp_path):
+    index = vbow.ImageIndex("orb", method=method, n_words=1024, n_jobs=1)
     index.build(catalog.products, keys=catalog.names)
     assert isinstance(index.vocabulary, vbow.HammingVocabulary)
     photos = catalog.photos[::2]
     hits = [index.search(p.image, top_k=3, shortlist=4).best.key == true_key(catalog, p)
             for p in photos]
     assert np.mean(hits) >= 0.75
+    index.save(tmp_path / "binary.vbow")  # a binary method's bundle loads and answers alike
+    again = vbow.ImageIndex.load(tmp_path / "binary.vbow")
+    assert again.config.method == method
+    assert [again.search(p.image, top_k=3, shortlist=4).best.key for p in photos[:3]] == \
+        [index.search(p.image, top_k=3, shortlist=4).best.key for p in photos[:3]]
 
 
 def test_database_idf_matches_a_dense_recomputation(catalog):

@@ -57,10 +57,11 @@ class Config:
     """Every setting of an :class:`vbow.ImageIndex`. Build one with :func:`get_config`.
 
     Features
-        ``method`` ("sift" or "orb"), ``max_keypoints`` per image, ``max_side`` (images are
+        ``method`` ("sift", "orb", or "teblid": ORB's keypoints with TEBLID descriptors),
+        ``max_keypoints`` per image, ``max_side`` (images are
         downscaled so the longer side is at most this), ``min_side`` (images whose longer side
         is smaller are upscaled to it, so thumbnails yield enough keypoints; 0 = never),
-        ``contrast_threshold`` (SIFT), ``fast_threshold`` (ORB).
+        ``contrast_threshold`` (SIFT), ``fast_threshold`` (ORB and TEBLID).
     Vocabulary
         ``n_words`` (target size), ``probes`` (coarse cells searched per descriptor),
         ``max_training_descriptors`` (reservoir sample size), ``max_training_images`` (images

@@ -52,7 +52,7 @@ _MANIFEST = "manifest.json"
 _TF_BITS = 2
 _MAX_DOCS = 1 << (32 - _TF_BITS)
 _VOCAB_KINDS = {"kmeans": ("<f4", 128), "hamming": ("|u1", 32)}
-_METHOD_KIND = {"sift": "kmeans", "orb": "hamming"}
+_METHOD_KIND = {"sift": "kmeans", "orb": "hamming", "teblid": "hamming"}
 _VOCAB_PARAMS = ("n_words", "probes", "min_points_per_word", "random_state",
                  "coarse_sample_per_cell")
 _PER_IMAGE = ("kp_offsets", "keys_offsets", "meta_offsets")   # (n + 1,) offsets

@@ -16,7 +16,7 @@ import numpy as np
 
 from vbow.config import Config
 from vbow.describe.extraction import ImageDescription, without_descriptors
-from vbow.describe.features import LocalFeatures
+from vbow.describe.features import BINARY_METHODS, LocalFeatures
 from vbow.errors import InvalidInputError
 from vbow.vocab.hamming_vocabulary import HammingVocabulary
 from vbow.vocab.kmeans_vocabulary import KMeansVocabulary
@@ -33,8 +33,9 @@ QUANTISE_BATCH = 200_000
 
 
 def make_vocabulary(method: str, **params) -> Vocabulary:
-    """The vocabulary class for a feature method: ``"sift"`` → k-means, ``"orb"`` → Hamming."""
-    return (HammingVocabulary if method == "orb" else KMeansVocabulary)(**params)
+    """The vocabulary class for a feature method: ``"sift"`` → k-means, the binary ones
+    (``"orb"``, ``"teblid"``) → Hamming."""
+    return (HammingVocabulary if method in BINARY_METHODS else KMeansVocabulary)(**params)
 
 
 def training_subset(n_images: int, config: Config) -> np.ndarray:
