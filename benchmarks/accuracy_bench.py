@@ -12,7 +12,9 @@ Protocols (``vbow/evaluate.py`` has the scoring rules):
 * db/query sets (smvs_dvd, grocery_packages): the db images are the catalog, once as they are and
   once with both ``distractors_*`` folders added.
 
-Methods: the vbow presets ``sift`` and ``orb``; ``sift`` without re-ranking (same index);
+Methods: the vbow presets ``sift`` and ``orb`` (ORB keypoints, TEBLID descriptors);
+``orb-rbrief``: the ``orb`` preset with ORB's own descriptors, side by side; ``sift`` without
+re-ranking (same index);
 ``sift-he`` and ``sift-he-norerank``: ``sift`` with ``hamming_embedding=True`` (issue 12's first
 stage), with and without re-ranking;
 ``colour`` (vbow's colour histograms alone, ranked by Bhattacharyya coefficient); and the CNN
@@ -73,11 +75,13 @@ PROTOCOLS: tuple[tuple[str, str, bool], ...] = (
     ("grocery_packages", "grocery_packages", False),
     ("grocery_packages+distractors", "grocery_packages", True),
 )
-METHODS = ("sift", "sift-norerank", "orb", "colour", "cnn-lite0", "cnn-lite2", "sift-he",
-           "sift-he-norerank")
+METHODS = ("sift", "sift-norerank", "orb", "orb-rbrief", "colour", "cnn-lite0", "cnn-lite2",
+           "sift-he", "sift-he-norerank")
 #: methods that are a preset with settings changed: name -> (preset, overrides)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "sift-he": ("sift", {"hamming_embedding": True}),   # Hamming-embedding first stage
+    # the orb preset with ORB's own (rBRIEF) descriptors instead of TEBLID, side by side
+    "orb-rbrief": ("orb", {"method": "orb"}),
 }
 
 #: The issue's targets for vbow ``sift`` and its anchors (measured by the issue's author on
@@ -275,7 +279,7 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 #: methods and metrics compared with the previous result file (issue 10: reproduce them)
 COMPARED = {"sift": ("ns", "recall_at_1", "map"), "orb": ("ns", "recall_at_1", "map"),
-            "sift-norerank": ("recall_at_1",)}
+            "orb-rbrief": ("ns", "recall_at_1", "map"), "sift-norerank": ("recall_at_1",)}
 
 
 def read_previous() -> dict[str, Any] | None:
@@ -292,6 +296,11 @@ def read_previous() -> dict[str, Any] | None:
 def previous_lines(rows: list[dict[str, Any]], previous: dict[str, Any]) -> list[str]:
     """Markdown: each compared figure now, in the previous file and the difference."""
     before = {(r["protocol"], r["method"]): r for r in previous.get("results", [])}
+    if previous.get("presets", {}).get("orb", {}).get("method") == "orb":
+        # a file from before the orb preset took TEBLID: its "orb" rows are today's orb-rbrief
+        for (protocol, method), r in list(before.items()):
+            if method == "orb":
+                before[(protocol, "orb-rbrief")] = r
     lines = ["## Against the previous result file", "",
              f"Previous: {previous.get('date')}, {previous.get('machine')}. Same command, same "
              "datasets; the feature cache is keyed by each file's path, size and mtime.", "",

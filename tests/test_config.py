@@ -18,8 +18,8 @@ from vbow.errors import InvalidInputError, UnknownOptionError
 def test_presets():
     assert set(PRESETS) == {"sift", "sift-he", "orb", "edge"}
     assert get_config("sift-he") == get_config("sift", hamming_embedding=True)
-    assert get_config("edge").method == "orb" and get_config("edge").max_keypoints < get_config("orb").max_keypoints
-    assert get_config() == PRESETS["sift"] and get_config("orb").method == "orb"
+    assert get_config("edge").method == "teblid" and get_config("edge").max_keypoints < get_config("orb").max_keypoints
+    assert get_config() == PRESETS["sift"] and get_config("orb").method == "teblid"
     assert get_config(PRESETS["orb"]) is PRESETS["orb"]
 
 

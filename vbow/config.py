@@ -242,13 +242,17 @@ PRESETS: dict[str, Config] = {
     # photos (smvs_dvd + distractors recall@1 0.970 against 0.545) but lower on ukbench and
     # coil100. 8 more bytes per posting (benchmarks/results/scale_he.md).
     "sift-he": Config(hamming_embedding=True),
-    # binary descriptors give more chance correspondences: a verified match needs 8 inliers
-    "orb": Config(method="orb", max_keypoints=1000, n_words=65536, ransac_threshold=8.0,
+    # Low power: ORB's keypoints with TEBLID descriptors (method "teblid"), which beat ORB's
+    # own descriptors at the same cost on 5 of the 6 accuracy protocols
+    # (benchmarks/results/accuracy.md). Binary descriptors give more chance correspondences:
+    # a verified match needs 8 inliers.
+    "orb": Config(method="teblid", max_keypoints=1000, n_words=65536, ransac_threshold=8.0,
                   min_inliers=8),
-    # edge: one core, small memory. 300 ORB features (about 3.5 KB/image of postings and
-    # geometry), single assignment, and a short re-ranking list.
-    "edge": Config(method="orb", max_keypoints=300, n_words=65536, ransac_threshold=8.0,
-                   min_inliers=8, query_assignments=1, shortlist=20),
+    # edge: one core, small memory. 500 ORB keypoints with TEBLID descriptors, two words per
+    # query feature, a short re-ranking list and no query expansion (which cost a fifth of
+    # the query's time and found no more products first; benchmarks/results/edge.md).
+    "edge": Config(method="teblid", max_keypoints=500, n_words=65536, ransac_threshold=8.0,
+                   min_inliers=8, query_assignments=2, shortlist=20, query_expansion=0),
 }
 
 
