@@ -45,7 +45,8 @@ from scale_bench import WORK, build, single_thread_env  # noqa: E402
 NOTES = """## Notes
 
 - **Presets.** `edge` = ORB keypoints with TEBLID descriptors (`method="teblid"`), at most
-  500 features per image, 65,536-word Hamming vocabulary, two words per query feature,
+  450 features per image (under 4 KB of postings and geometry each, issue 4's bound),
+  65,536-word Hamming vocabulary, two words per query feature,
   re-ranking (homography RANSAC from shared words against the stored geometry) of a 20-image
   shortlist, no query expansion. `edge-orb300` is the `edge` preset before this change: ORB's
   own descriptors, 300 features, one word per query feature, query expansion from 3 verified

@@ -115,7 +115,8 @@ class FeatureExtractor:
         gives 256-bit binary descriptors packed in 32 bytes, for low-power use; ``"teblid"``
         keeps ORB's keypoints and describes them with TEBLID (Suárez et al. 2021, OpenCV
         contrib's ``xfeatures2d``): 256 bits too, at about the same cost, learned by boosting
-        triplets of box averages, and matched more reliably than ORB's binary tests.
+        differences of box averages; it finds the right product more often than ORB's own
+        descriptors (``benchmarks/results/accuracy.md``, ``edge.md``).
     max_keypoints : int
         Keep at most this many keypoints per image, the strongest first.
     root_sift : bool
