@@ -260,6 +260,7 @@ _FIELD_EDITS = {
     "n_images-true": _set("n_images", value=True), "n_images-neg": _set("n_images", value=-1),
     "n_images-missing": _delete("n_images"),
     "method-orb": _set("config", "method", value="orb"),
+    "method-teblid": _set("config", "method", value="teblid"),
     "method-int": _set("config", "method", value=3),
     "max_keypoints-bool": _set("config", "max_keypoints", value=True),
     "n_words-bool": _set("config", "n_words", value=False),
