@@ -48,8 +48,8 @@ NOTES = """## Notes
   450 features per image (under 4 KB of postings and geometry each, issue 4's bound),
   65,536-word Hamming vocabulary, two words per query feature,
   re-ranking (homography RANSAC from shared words against the stored geometry) of a 20-image
-  shortlist, no query expansion. `edge-orb300` is the `edge` preset before this change: ORB's
-  own descriptors, 300 features, one word per query feature, query expansion from 3 verified
+  shortlist, no query expansion. `edge-orb300` is the `edge` preset as it was before it took
+  TEBLID: ORB's own descriptors, 300 features, one word per query feature, query expansion from 3 verified
   results. `edge-1k` is `edge` with 1,000 features. `orb` = TEBLID on 1,000 ORB keypoints, 3
   assignments per query descriptor, shortlist 2·sqrt(n), query expansion. `sift` = RootSIFT,
   1,000 features, 3 assignments.
@@ -127,6 +127,11 @@ def query_child(bundle: Path, n_queries: int, hold: bool) -> dict:
     paths, groups = query_photos(n_queries)
     _, keys, cat_groups = catalog_paths()
     group_of = dict(zip(keys, cat_groups))
+
+    def hit(result, group: str) -> int:
+        """1 when the best match is a catalog image of the photo's group."""
+        return int(len(result) > 0 and group_of.get(result.best.key, "") == group)
+
     for p in paths[:3]:  # warm-up: page in the index and the code paths
         index.search(p, top_k=10)
     total, stages, hits = [], {}, []
@@ -136,12 +141,11 @@ def query_child(bundle: Path, n_queries: int, hold: bool) -> dict:
         total.append(time.perf_counter() - t)
         for k, v in r.timings.items():
             stages.setdefault(k, []).append(v)
-        hits.append(int(len(r) > 0 and group_of.get(r.best.key, "") == g))
+        hits.append(hit(r, g))
     # recall alone on a larger seeded sample (60 photos make a noisy figure: one photo is 0.017)
     done = dict(zip(paths, hits))
     wide_paths, wide_groups = query_photos(WIDE_QUERIES)
-    wide_hits = [done[p] if p in done else
-                 int(group_of.get(getattr(index.search(p, top_k=10).best, "key", ""), "") == g)
+    wide_hits = [done[p] if p in done else hit(index.search(p, top_k=10), g)
                  for p, g in zip(wide_paths, wide_groups)]
     pct = lambda xs, q: round(float(np.percentile(xs, q)) * 1000, 2)  # noqa: E731
     out = {"n_queries": len(paths), "open_seconds": round(t_open, 4),

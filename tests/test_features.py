@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from vbow.errors import InvalidInputError, UnknownOptionError
 from vbow.describe.features import FeatureExtractor, root_sift
+from vbow.vocab.hamming import hamming_distances
 from vbow.synthetic import make_product_image
 
 PRODUCT = make_product_image(np.random.default_rng(0), 320)
@@ -86,7 +87,6 @@ def test_teblid_descriptors_match_across_a_rotation_better_than_chance():
     turned = cv2.warpAffine(PRODUCT, rot, (w, h), borderValue=(255, 255, 255))
     ex = FeatureExtractor("teblid", 300)
     a, b = ex.extract(PRODUCT), ex.extract(turned)
-    from vbow.vocab.hamming import hamming_distances
     nearest = np.argmin(hamming_distances(a.descriptors, b.descriptors), axis=1)
     moved = np.c_[a.keypoints[:, :2], np.ones(len(a))] @ rot.T
     correct = np.linalg.norm(moved - b.keypoints[nearest, :2], axis=1) < 3

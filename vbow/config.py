@@ -58,9 +58,9 @@ class Config:
 
     Features
         ``method`` ("sift", "orb", or "teblid": ORB's keypoints with TEBLID descriptors),
-        ``max_keypoints`` per image, ``max_side`` (images are
-        downscaled so the longer side is at most this), ``min_side`` (images whose longer side
-        is smaller are upscaled to it, so thumbnails yield enough keypoints; 0 = never),
+        ``max_keypoints`` per image, ``max_side`` (images are downscaled so the longer side is
+        at most this), ``min_side`` (images whose longer side is smaller are upscaled to it, so
+        thumbnails yield enough keypoints; 0 = never),
         ``contrast_threshold`` (SIFT), ``fast_threshold`` (ORB and TEBLID).
     Vocabulary
         ``n_words`` (target size), ``probes`` (coarse cells searched per descriptor),
@@ -243,15 +243,16 @@ PRESETS: dict[str, Config] = {
     # coil100. 8 more bytes per posting (benchmarks/results/scale_he.md).
     "sift-he": Config(hamming_embedding=True),
     # Low power: ORB's keypoints with TEBLID descriptors (method "teblid"), which beat ORB's
-    # own descriptors at the same cost on the headline metric of 5 of the 6 accuracy
-    # protocols (benchmarks/results/accuracy.md, "orb" against "orb-rbrief"). Binary descriptors give more chance correspondences:
-    # a verified match needs 8 inliers.
+    # own descriptors at about the same cost on the headline metric of 5 of the 6 accuracy
+    # protocols (benchmarks/results/accuracy.md, "orb" against "orb-rbrief"). Binary
+    # descriptors give more chance correspondences: a verified match needs 8 inliers.
     "orb": Config(method="teblid", max_keypoints=1000, n_words=65536, ransac_threshold=8.0,
                   min_inliers=8),
-    # edge: one core, small memory. 450 ORB keypoints with TEBLID descriptors (under 4 KB per
-    # image of postings and geometry), two words per query feature, a short re-ranking list
-    # and no query expansion (which cost a fifth of the query's time and found no more
-    # products first; benchmarks/results/edge.md).
+    # edge: one core, small memory (benchmarks/results/edge.md). 450 ORB keypoints with TEBLID
+    # descriptors (under 4 KB per image of postings and geometry), two words per query
+    # feature, a short re-ranking list and no query expansion (measured while tuning, not in
+    # the benchmark files: it cost about a fifth of the query's time and found no more
+    # products first).
     "edge": Config(method="teblid", max_keypoints=450, n_words=65536, ransac_threshold=8.0,
                    min_inliers=8, query_assignments=2, shortlist=20, query_expansion=0),
 }

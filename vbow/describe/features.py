@@ -114,9 +114,10 @@ class FeatureExtractor:
         ``"sift"`` gives 128-d float descriptors (RootSIFT unless ``root_sift=False``); ``"orb"``
         gives 256-bit binary descriptors packed in 32 bytes, for low-power use; ``"teblid"``
         keeps ORB's keypoints and describes them with TEBLID (Suárez et al. 2021, OpenCV
-        contrib's ``xfeatures2d``): 256 bits too, at about the same cost, learned by boosting
-        differences of box averages; it finds the right product more often than ORB's own
-        descriptors (``benchmarks/results/accuracy.md``, ``edge.md``).
+        contrib's ``xfeatures2d``): 256 bits too, learned by boosting differences of box
+        averages. In ``benchmarks/results/accuracy.md`` (``orb`` against ``orb-rbrief``) it
+        costs about the same to extract and finds the right product more often than ORB's own
+        descriptors.
     max_keypoints : int
         Keep at most this many keypoints per image, the strongest first.
     root_sift : bool
