@@ -1,5 +1,6 @@
 """Scoring one query on several threads (vbow.search.accumulate) against one thread, with and
-without Hamming embedding; the split into groups, the pool's threads, and forked children."""
+without Hamming embedding; blocked accumulation against one ``bincount`` of the whole query;
+the split into groups and pieces, the pool's threads, and forked children."""
 
 from __future__ import annotations
 
@@ -62,6 +63,69 @@ def test_threaded_scores_equal_one_thread(seed, threads, he, sparse_product, mon
     assert read_one == read_many
     np.testing.assert_allclose(many, one, rtol=1e-5, atol=1e-7)
     assert many.dtype == np.float32 and many.shape == (index.n_docs,)
+
+
+@given(lengths=st.lists(st.integers(1, 300), min_size=1, max_size=40), longest=st.integers(1, 120))
+def test_split_long_ranges_covers_each_range_exactly_in_short_pieces(lengths, longest):
+    lengths = np.array(lengths, np.int64)
+    starts = np.cumsum(lengths) - lengths + 1000
+    tag = np.arange(lengths.size) * 10
+    s, n, t, none = acc.split_long_ranges(starts, lengths, longest, tag, None)
+    assert none is None
+    assert np.all(n >= 1) and np.all(n <= longest)
+    positions = np.concatenate([np.arange(a, a + k) for a, k in zip(s, n)])
+    np.testing.assert_array_equal(positions, np.arange(1000, 1000 + lengths.sum()))  # in order, once
+    owner = np.repeat(np.arange(lengths.size), lengths)
+    np.testing.assert_array_equal(np.repeat(t, n), tag[owner])         # each piece keeps its value
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), he=st.booleans(), block=st.integers(1, 200),
+       scipy_kernel=st.booleans())
+def test_blocked_accumulation_equals_one_bincount_of_the_query(seed, he, block, scipy_kernel,
+                                                               monkeypatch_module):
+    """Differential: blocks of any size (ranges cut into pieces across blocks), added in place
+    by scipy's kernel or by ``np.add.at``, sum to the whole query's ``bincount``."""
+    rng = np.random.default_rng(seed)
+    n_words = int(rng.integers(2, 40))
+    index, idf = _random_index(rng, int(rng.integers(1, 400)), n_words, he)
+    q_words = np.sort(rng.choice(n_words, int(rng.integers(1, n_words + 1)), replace=False))
+    q_weights = tfidf(q_words, rng.uniform(0.3, 3, q_words.size).astype(np.float32), idf)
+    kw = {}
+    if he:
+        kw = dict(signatures=rng.integers(0, 2**63, q_words.size, dtype=np.uint64),
+                  kernel=selective_kernel(int(rng.integers(16, 40)), 3.0))
+    monkeypatch_module.setattr(acc, "PARALLEL_MIN_POSTINGS", 1 << 40)
+    monkeypatch_module.setattr(acc, "SPARSE_MIN_POSTINGS", 1 << 40)
+    whole, read_whole = index.score_query(q_words, q_weights, idf, **kw)
+    monkeypatch_module.setattr(acc, "SPARSE_MIN_POSTINGS", 1)
+    monkeypatch_module.setattr(acc, "BLOCK_POSTINGS", block)
+    monkeypatch_module.setattr(acc, "SCIPY_KERNEL", scipy_kernel)
+    blocked, read_blocked = index.score_query(q_words, q_weights, idf, **kw)
+    assert read_blocked == read_whole
+    assert blocked.dtype == np.float32 and blocked.shape == whole.shape
+    np.testing.assert_allclose(blocked, whole, rtol=1e-5, atol=1e-7)
+
+
+def test_blocks_really_are_added_in_several_calls(monkeypatch):
+    """The blocked path is taken and cuts the query (else the test above compares one path with
+    itself): with 50-posting blocks, a 1,000-posting query is added in about 20 calls."""
+    rng = np.random.default_rng(11)
+    index, idf = _random_index(rng, 300, 10, he=False)
+    calls = []
+    real = acc._accumulate_block
+
+    def spy(seg, starts, lengths, *args):
+        calls.append(int(lengths.sum()))
+        return real(seg, starts, lengths, *args)
+
+    monkeypatch.setattr(acc, "_accumulate_block", spy)
+    monkeypatch.setattr(acc, "SPARSE_MIN_POSTINGS", 1)
+    monkeypatch.setattr(acc, "BLOCK_POSTINGS", 50)
+    q_words = np.arange(10)
+    _, read = index.score_query(q_words, tfidf(q_words, np.ones(10, np.float32), idf), idf)
+    assert sum(calls) == read > 500
+    assert len(calls) >= read // 50 and max(calls) <= 100
 
 
 @pytest.fixture(scope="module")
