@@ -18,18 +18,22 @@ Large queries are accumulated in blocks of about :data:`BLOCK_POSTINGS` postings
 postings, weights and document ids (12 bytes a posting) stay in a core's cache between the
 steps, and are added into one ``(n_docs,) float32`` vector in place, so only the postings
 themselves and the accumulator cross the memory bus. Whole-query arrays made every step a pass
-through main memory. At a million images, 8M postings a query, the blocks scored in 0.60 of
-the time with the same scores (``benchmarks/results/scale.md``, "Blocked accumulation").
+through main memory. At a million images, 7.9M postings a query, blocks score in 0.67 of the
+time of the whole-query form on one thread, with the same scores
+(``benchmarks/results/accumulate.md``); with Hamming embedding, which keeps about 5 % of the
+postings it reads, they change nothing measurable.
 The in-place product is scipy's compiled ``csc_matvec`` kernel, the one behind its public
 ``csc_array @ x``, which adds into a given vector; the public product allocates a new
 ``(n_docs,)`` result per call, which would cost more than a block. ``csc_matvec`` lives in the
-private ``scipy.sparse._sparsetools`` module (unchanged since scipy 0.x); should a scipy release
-move it, numpy's public ``np.add.at`` takes its place, with the same sums at about 1.27x the
-scoring time (measured side by side, same run).
+private ``scipy.sparse._sparsetools`` module, with the same signature from scipy 1.13 (vbow's
+oldest) to today; it is checked on a small product at import, and should a scipy release move
+or change it, numpy's public ``np.add.at`` takes its place, with the same sums at about 1.27x the
+scoring time (``accumulate.md``, same run).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -38,10 +42,21 @@ import numpy as np
 
 from vbow.search.postings import TF_BITS, PostingSegment, burst_weights
 
-try:  # scipy's compiled sparse product that adds into a given vector (see the module docstring)
-    from scipy.sparse._sparsetools import csc_matvec as _csc_matvec
-except ImportError:  # pragma: no cover - depends on the installed scipy
-    _csc_matvec = None
+
+@functools.cache
+def _in_place_kernel():
+    """scipy's compiled ``csc_matvec`` (``y += A @ x`` for a CSC matrix ``A``), or None where the
+    installed scipy lacks it or it does not give the expected sums on a small product."""
+    try:
+        from scipy.sparse._sparsetools import csc_matvec
+        out = np.ones(3, np.float32)
+        # columns [rows 0, 2] and [row 2] with values 1, 2 and 4, times x = (1, 10)
+        csc_matvec(3, 2, np.array([0, 2, 3], np.int32), np.array([0, 2, 2], np.int32),
+                   np.array([1, 2, 4], np.float32), np.array([1, 10], np.float32), out)
+    except Exception:  # noqa: BLE001 - any failure means: use the numpy fallback
+        return None
+    return csc_matvec if np.array_equal(out, [2, 1, 43]) else None
+
 
 __all__ = ["accumulate_ranges", "accumulate_parallel", "split_ranges", "split_long_ranges",
            "PARALLEL_MIN_POSTINGS", "SPARSE_MIN_POSTINGS", "BLOCK_POSTINGS", "SCIPY_KERNEL"]
@@ -52,9 +67,10 @@ SPARSE_MIN_POSTINGS = 1 << 18
 #: postings per block of the blocked accumulation (a range longer than this is cut into pieces).
 #: At 1M images, one thread, score ms (mean of 40 queries): 2^16 44, 2^18 39, 2^20 41 (one-off)
 BLOCK_POSTINGS = 1 << 18
-#: add the blocks into the accumulator with scipy's compiled kernel (True where the installed
-#: scipy has it); False uses numpy's ``np.add.at``, the fallback (tests and benchmarks set it)
-SCIPY_KERNEL = _csc_matvec is not None
+#: add the blocks into the accumulator with scipy's compiled kernel where the installed scipy
+#: has it (looked up on first use, so importing vbow does not import scipy); False always uses
+#: numpy's ``np.add.at``, the fallback (tests and benchmarks set it)
+SCIPY_KERNEL = True
 #: a query's postings in one segment are split across threads only from this many on. At 1M
 #: images (7.9M postings) two threads against one: sift p50 x0.70, p95 x0.65 (scale.md),
 #: sift-he p50 x0.90, p95 x1.09 (scale_he.md); a one-off run with a 1M threshold at 100k
@@ -160,11 +176,12 @@ def _accumulate_block(seg: PostingSegment, starts: np.ndarray, lengths: np.ndarr
                                                kernel, max_distance)
     if docs.size == 0:
         return
-    if SCIPY_KERNEL and _csc_matvec is not None:
+    kernel_fn = _in_place_kernel() if SCIPY_KERNEL else None
+    if kernel_fn is not None:
         # the block as a (docs x ranges) CSC matrix; out += matrix @ word_weight
         indptr = np.zeros(kept.size + 1, np.int32)
         np.cumsum(kept, out=indptr[1:])
-        _csc_matvec(out.shape[0], kept.size, indptr, docs, tf_weight, word_weight, out)
+        kernel_fn(out.shape[0], kept.size, indptr, docs, tf_weight, word_weight, out)
     else:
         tf_weight *= np.repeat(word_weight, kept)
         np.add.at(out, docs, tf_weight)
