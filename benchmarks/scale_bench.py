@@ -348,11 +348,13 @@ NOTES = """## Notes
   every posting, and at what latency.
 - **Scoring.** A query's postings are gathered as contiguous slices of the memory-mapped
   postings; their term weights are computed from the count code in each posting's low bits
-  (numpy only; the search core never imports OpenCV), and they are accumulated in float32 with one sparse matrix-vector product
-  (scipy CSC) when there are more than 262,144 of them, else with `np.bincount`. Past that,
-  the work per image is one comparison pass that finds the colour pool (the 5,000 best by
-  words, see `vbow/search/fusion.py`); both scores are standardised over the pool, and rankings
-  look at the pool only.
+  (numpy only; the search core never imports OpenCV). From 262,144 postings on, they are
+  scored in blocks of 262,144, each added in place into one float32 vector by scipy's compiled
+  sparse kernel, so a block's arrays stay in cache (`vbow.search.accumulate`; blocks against
+  whole-query passes, side by side: `results/accumulate.md`); smaller queries use one
+  `np.bincount`. Past that, the work per image is one comparison pass that finds the colour
+  pool (the 5,000 best by words, see `vbow/search/fusion.py`); both scores are standardised
+  over the pool, and rankings look at the pool only.
 - **Fusion at scale.** Until 2026-12-04 the word scores were standardised over every live
   image. Most images of a large catalog share no word with the query, so the spread shrank and
   a true match's z-score grew with the catalog, outvoting colour and the inliers added to it.
