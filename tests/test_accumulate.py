@@ -190,5 +190,5 @@ def test_a_forked_child_gets_a_working_pool(monkeypatch):
 def test_the_installed_scipy_has_the_in_place_kernel():
     """A canary: the blocked path uses scipy's private ``csc_matvec`` (checked on a small product
     at first use), with ``np.add.at`` as the fallback. If this fails, scipy moved or changed the
-    kernel: scores stay right (the fallback) but large queries score about 1.27x slower."""
+    kernel: scores stay right (the fallback) but large queries score about 1.3x slower."""
     assert acc._in_place_kernel() is not None

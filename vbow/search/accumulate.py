@@ -26,8 +26,8 @@ The in-place product is scipy's compiled ``csc_matvec`` kernel, the one behind i
 ``csc_array @ x``, which adds into a given vector; the public product allocates a new
 ``(n_docs,)`` result per call, which would cost more than a block. ``csc_matvec`` lives in the
 private ``scipy.sparse._sparsetools`` module, with the same signature from scipy 1.13 (vbow's
-oldest) to today; it is checked on a small product at import, and should a scipy release move
-or change it, numpy's public ``np.add.at`` takes its place, with the same sums at about 1.27x the
+oldest) to today; it is checked on a small product at first use, and should a scipy release move
+or change it, numpy's public ``np.add.at`` takes its place, with the same sums at about 1.29x the
 scoring time (``accumulate.md``, same run).
 """
 
@@ -72,9 +72,11 @@ BLOCK_POSTINGS = 1 << 18
 #: numpy's ``np.add.at``, the fallback (tests and benchmarks set it)
 SCIPY_KERNEL = True
 #: a query's postings in one segment are split across threads only from this many on. At 1M
-#: images (7.9M postings) two threads against one: sift p50 x0.70, p95 x0.65 (scale.md),
-#: sift-he p50 x0.90, p95 x1.09 (scale_he.md); a one-off run with a 1M threshold at 100k
-#: images (1.7M postings) was x1.10 slower (the per-word Python loops contend for the GIL)
+#: images (7.9M postings), blocked, search without re-ranking on two threads against one:
+#: sift p50 x0.77, p95 x0.85 (scale.md), sift-he p50 x0.85, p95 x0.79 (scale_he.md); the
+#: score step alone, sift, x0.64 (accumulate.md). Before blocking, a one-off run with a 1M
+#: threshold at 100k images (1.7M postings) was x1.10 slower (the per-word Python loops
+#: contend for the GIL)
 PARALLEL_MIN_POSTINGS = 1 << 22
 
 _pool: ThreadPoolExecutor | None = None
