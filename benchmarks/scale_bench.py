@@ -523,6 +523,8 @@ def write_report(result: dict, out_dir: Path, name: str = "scale") -> None:
                   f"images/s; `ImageIndex.add(paths)` with a trained vocabulary (decode, features, colour "
                   f"histogram, quantise, index) {ratio['vbow_add_images_per_s']} images/s: ratio "
                   f"**{ratio['build_throughput_ratio']}** (target ≥ 0.85)."]
+        if ratio.get("note"):
+            lines += ["", ratio["note"]]
         if len(ratio.get("ratio_by_chunk", {})) > 1:
             lines += ["", "By slice size (images per `add` call, each with a fresh index): " +
                       ", ".join(f"{c}: {r}" for c, r in ratio["ratio_by_chunk"].items()) +

@@ -70,3 +70,24 @@ def test_batched_query_path_equals_the_per_cell_loop(fitted, seed, k, n):
     assert 2 * n <= saved  # the first call did take the batched path
     np.testing.assert_array_equal(fast[0], slow[0])
     np.testing.assert_allclose(fast[1], slow[1], rtol=1e-5, atol=1e-6)
+
+
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 3), rows=st.integers(1, 50),
+       probes=st.sampled_from([1, 2, 6]))
+@settings(deadline=None, max_examples=20)
+def test_coarse_cells_in_row_blocks_equal_one_block(fitted, seed, k, rows, probes):
+    """The coarse distances are taken in blocks of rows that fit a cache: any block size gives
+    the words of one block over the whole batch (argmin probing, and argpartition past 4)."""
+    vocab, gen = fitted
+    x = gen(700, 20_000 + seed)
+    saved = vocab._coarse_block_floats, vocab.probes
+    try:
+        vocab.probes = probes
+        vocab._coarse_block_floats = 1 << 40                      # one block
+        whole = vocab.quantise_multi(x, k)
+        vocab._coarse_block_floats = rows * vocab.coarse_.shape[0]  # `rows` rows a block
+        blocked = vocab.quantise_multi(x, k)
+    finally:
+        vocab._coarse_block_floats, vocab.probes = saved
+    np.testing.assert_array_equal(blocked[0], whole[0])
+    np.testing.assert_array_equal(blocked[1], whole[1])
