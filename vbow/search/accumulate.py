@@ -37,26 +37,11 @@ import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 import numpy as np
 
 from vbow.search.postings import TF_BITS, PostingSegment, burst_weights
-
-
-@functools.cache
-def _in_place_kernel():
-    """scipy's compiled ``csc_matvec`` (``y += A @ x`` for a CSC matrix ``A``), or None where the
-    installed scipy lacks it or it does not give the expected sums on a small product."""
-    try:
-        from scipy.sparse._sparsetools import csc_matvec
-        out = np.ones(3, np.float32)
-        # columns [rows 0, 2] and [row 2] with values 1, 2 and 4, times x = (1, 10)
-        csc_matvec(3, 2, np.array([0, 2, 3], np.int32), np.array([0, 2, 2], np.int32),
-                   np.array([1, 2, 4], np.float32), np.array([1, 10], np.float32), out)
-    except Exception:  # noqa: BLE001 - any failure means: use the numpy fallback
-        return None
-    return csc_matvec if np.array_equal(out, [2, 1, 43]) else None
-
 
 __all__ = ["accumulate_ranges", "accumulate_parallel", "split_ranges", "split_long_ranges",
            "PARALLEL_MIN_POSTINGS", "SPARSE_MIN_POSTINGS", "BLOCK_POSTINGS", "SCIPY_KERNEL"]
@@ -100,6 +85,22 @@ def _shared_pool() -> ThreadPoolExecutor:
             _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2,
                                        thread_name_prefix="vbow-score")
         return _pool
+
+
+@functools.cache
+def _in_place_kernel() -> Callable | None:
+    """scipy's compiled ``csc_matvec`` (``y += A @ x`` for a CSC matrix ``A``), or None where the
+    installed scipy lacks it or it does not give the expected sums on a small product."""
+    try:
+        from scipy.sparse._sparsetools import csc_matvec
+        out = np.ones(3, np.float32)
+        # columns [rows 0, 2] and [row 2] with values 1, 2 and 4, times x = (1, 10)
+        csc_matvec(3, 2, np.array([0, 2, 3], np.int32), np.array([0, 2, 2], np.int32),
+                   np.array([1, 2, 4], np.float32), np.array([1, 10], np.float32), out)
+    except Exception:  # noqa: BLE001 - any failure means: use the numpy fallback
+        return None
+    return csc_matvec if np.array_equal(out, [2, 1, 43]) else None
+
 
 
 def accumulate_ranges(seg: PostingSegment, starts: np.ndarray, lengths: np.ndarray,
@@ -189,7 +190,8 @@ def _accumulate_block(seg: PostingSegment, starts: np.ndarray, lengths: np.ndarr
         np.add.at(out, docs, tf_weight)
 
 
-def split_long_ranges(starts: np.ndarray, lengths: np.ndarray, longest: int, *per_range):
+def split_long_ranges(starts: np.ndarray, lengths: np.ndarray, longest: int,
+                      *per_range: np.ndarray | None) -> tuple[np.ndarray | None, ...]:
     """Cut every range longer than ``longest`` into consecutive pieces of at most ``longest``.
 
     Parameters
@@ -219,6 +221,8 @@ def split_long_ranges(starts: np.ndarray, lengths: np.ndarray, longest: int, *pe
     new_starts = starts[which] + k * longest
     new_lengths = np.minimum(lengths[which] - k * longest, longest)
     return (new_starts, new_lengths, *(None if a is None else a[which] for a in per_range))
+
+
 def split_ranges(lengths: np.ndarray, parts: int) -> list[slice]:
     """Cut ``(m,)`` range lengths into at most ``parts`` contiguous groups of about equal sums.
 
