@@ -42,6 +42,18 @@ def _random_index(rng, n_docs, n_words, he):
     return index, idf
 
 
+def _random_query(rng, n_words, idf, he):
+    """Query words, their TF-IDF weights, and (with ``he``) the ``score_query`` keywords of
+    Hamming embedding: signatures and a selective kernel."""
+    q_words = np.sort(rng.choice(n_words, int(rng.integers(1, n_words + 1)), replace=False))
+    q_weights = tfidf(q_words, rng.uniform(0.3, 3, q_words.size).astype(np.float32), idf)
+    kw = {}
+    if he:
+        kw = dict(signatures=rng.integers(0, 2**63, q_words.size, dtype=np.uint64),
+                  kernel=selective_kernel(int(rng.integers(16, 40)), 3.0))
+    return q_words, q_weights, kw
+
+
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), threads=st.integers(2, 5), he=st.booleans(),
        sparse_product=st.booleans())
@@ -49,12 +61,7 @@ def test_threaded_scores_equal_one_thread(seed, threads, he, sparse_product, mon
     rng = np.random.default_rng(seed)
     n_words = int(rng.integers(2, 60))
     index, idf = _random_index(rng, int(rng.integers(1, 300)), n_words, he)
-    q_words = np.sort(rng.choice(n_words, int(rng.integers(1, n_words + 1)), replace=False))
-    q_weights = tfidf(q_words, rng.uniform(0.3, 3, q_words.size).astype(np.float32), idf)
-    kw = {}
-    if he:
-        kw = dict(signatures=rng.integers(0, 2**63, q_words.size, dtype=np.uint64),
-                  kernel=selective_kernel(int(rng.integers(16, 40)), 3.0))
+    q_words, q_weights, kw = _random_query(rng, n_words, idf, he)
     monkeypatch_module.setattr(acc, "SPARSE_MIN_POSTINGS", 1 if sparse_product else 1 << 40)
     monkeypatch_module.setattr(acc, "PARALLEL_MIN_POSTINGS", 1 << 40)
     one, read_one = index.score_query(q_words, q_weights, idf, threads=threads, **kw)
@@ -89,12 +96,7 @@ def test_blocked_accumulation_equals_one_bincount_of_the_query(seed, he, block, 
     rng = np.random.default_rng(seed)
     n_words = int(rng.integers(2, 40))
     index, idf = _random_index(rng, int(rng.integers(1, 400)), n_words, he)
-    q_words = np.sort(rng.choice(n_words, int(rng.integers(1, n_words + 1)), replace=False))
-    q_weights = tfidf(q_words, rng.uniform(0.3, 3, q_words.size).astype(np.float32), idf)
-    kw = {}
-    if he:
-        kw = dict(signatures=rng.integers(0, 2**63, q_words.size, dtype=np.uint64),
-                  kernel=selective_kernel(int(rng.integers(16, 40)), 3.0))
+    q_words, q_weights, kw = _random_query(rng, n_words, idf, he)
     monkeypatch_module.setattr(acc, "PARALLEL_MIN_POSTINGS", 1 << 40)
     monkeypatch_module.setattr(acc, "SPARSE_MIN_POSTINGS", 1 << 40)
     whole, read_whole = index.score_query(q_words, q_weights, idf, **kw)

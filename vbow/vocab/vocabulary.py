@@ -361,7 +361,7 @@ class Vocabulary:
             cells = np.empty((n, p), dtype=np.int64)
             # rows in blocks whose coarse distances fit a core's cache (the passes below
             # would otherwise stream a (n, n_cells) array through main memory several times)
-            step = max(1, self._coarse_block_floats // max(n_cells, 1))
+            step = max(1, self._coarse_block_floats // n_cells)
             for s in range(0, n, step):
                 cells[s:s + step] = self._probed_cells(x[s:s + step], p)
         else:
