@@ -21,7 +21,8 @@ For each catalog size, in separate processes:
 2. **query**: a fresh process opens the saved bundle (``ImageIndex.load``, memory-mapped) and
    runs real query photos (smvs_dvd and grocery_packages queries, features from the cache)
    through ``search_features``, without re-ranking and with re-ranking of a 100-image shortlist
-   against the stored geometry. It reports the latencies, the postings read per query, recall@1
+   against the stored geometry (with the default early stop in verification, and alternating
+   with ``verify_all=True``, which verifies the whole shortlist). It reports the latencies, the postings read per query, recall@1
    of the real queries (their true matches are among the real images inside the catalog), the
    time to open, and its resident memory (peak ``VmHWM`` and current ``VmRSS``).
 """
@@ -138,6 +139,9 @@ def query(bundle: Path, preset: str, n_queries: int, shortlist: int, overrides: 
     # with the default in order, so the ratio is measured side by side
     one_thread = cfg.replace(query_threads=1)
     lat_one: list[float] = []
+    lat_all: list[float] = []
+    verified: dict[bool, list[int]] = {False: [], True: []}
+    hits_all = 0
     parts = {False: [], True: []}
     touched, hits = [], {False: 0, True: 0}
     per_ds: dict[str, list[int]] = {}
@@ -156,9 +160,19 @@ def query(bundle: Path, preset: str, n_queries: int, shortlist: int, overrides: 
                         r = found
                 index.config = cfg
             else:
-                t = time.perf_counter()
-                r = index.search_features(f, 10, rerank=rr, shortlist=shortlist)
-                lat[rr].append(time.perf_counter() - t)
+                # the default (verification stops at a clear winner) and verify_all=True
+                # (the whole shortlist), alternating in order, so the ratio is side by side
+                for every in ((True, False) if n_done % 2 else (False, True)):
+                    t = time.perf_counter()
+                    found = index.search_features(f, 10, rerank=True, shortlist=shortlist,
+                                                  verify_all=every)
+                    (lat_all if every else lat[True]).append(time.perf_counter() - t)
+                    verified[every].append(found.n_verified)
+                    if every:
+                        best_all = found.best.key if len(found) else ""
+                        hits_all += int(_group_of(index, best_all) == g)
+                    else:
+                        r = found
             parts[rr].append({k: v for k, v in r.timings.items()})
             best = r.best.key if len(r) else ""
             ok = int(_group_of(index, best) == g)
@@ -180,6 +194,11 @@ def query(bundle: Path, preset: str, n_queries: int, shortlist: int, overrides: 
            "query_ms_p50_rerank": pct(lat[True][warm], 50),
            "query_ms_p95_rerank": pct(lat[True][warm], 95),
            "rerank_shortlist": shortlist,
+           "query_ms_p50_rerank_verify_all": pct(lat_all[warm], 50),
+           "query_ms_p95_rerank_verify_all": pct(lat_all[warm], 95),
+           "recall_at_1_rerank_verify_all": round(hits_all / max(n_done, 1), 4),
+           "verified_per_query_mean": round(float(np.mean(verified[False])), 1),
+           "verified_per_query_mean_verify_all": round(float(np.mean(verified[True])), 1),
            "postings_read_per_query_mean": round(float(np.mean(touched))),
            "postings_read_per_query_p95": round(float(np.percentile(touched, 95))),
            "recall_at_1_no_rerank": round(hits[False] / max(n_done, 1), 4),
@@ -366,9 +385,11 @@ NOTES = """## Notes
   a little more per posting read at 1M than at 100k: the per-image score array (4 MB) no
   longer fits the 2 MB L2 cache, so the scattered adds into it slow down, while gathering the
   postings and weighting them grow linearly.
-- **Re-ranking.** The shortlist is verified in one batch (`vbow/verify/shortlist.py`: the
-  correspondences, hypotheses and bounds of all 100 candidates at once, then one robust fit per
-  candidate that can pass). `stage_ms_mean_rerank` in `scale.json` gives the re-rank stage: it
+- **Re-ranking.** The shortlist is verified in rounds of 32 candidates, each round in one
+  batch (`vbow/verify/shortlist.py`: the correspondences, hypotheses and bounds of all its
+  candidates at once, then one robust fit per candidate that can pass), and the rest is skipped
+  once one candidate is clearly verified (`vbow/verify/rounds.py`; see "Early stop in
+  verification"). `stage_ms_mean_rerank` in `scale.json` gives the re-rank stage: it
   also re-scores the query expanded with the verified images' words, which reads their words'
   postings again, so the stage mean grows with the catalog although the shortlist does not.
 """
@@ -477,6 +498,24 @@ def write_report(result: dict, out_dir: Path, name: str = "scale") -> None:
             lines.append(f"- {r['n_images']:,}: p50 × {q['query_ms_p50_no_rerank'] / q['query_ms_p50_no_rerank_one_thread']:.2f}, "
                          f"p95 × {q['query_ms_p95_no_rerank'] / q['query_ms_p95_no_rerank_one_thread']:.2f} "
                          f"against one thread")
+    if all("query_ms_p50_rerank_verify_all" in r["query"] for r in rows):
+        lines += ["", "## Early stop in verification", "",
+                  "The re-ranked rows above use the default rule (`Config.early_stop_inliers`: "
+                  "rounds of `early_stop_round` candidates, stopping once the best has at least "
+                  "`early_stop_inliers` inliers and `early_stop_ratio` times the second's). "
+                  "The same searches with `verify_all=True` (the whole shortlist) alternate "
+                  "with them query by query in the same process:", "",
+                  "| catalog | verified per query, default / all | p50 ms default / all | "
+                  "p95 ms default / all | p50 ratio | recall@1 re-rank default / all |",
+                  "|---|---|---|---|---|---|"]
+        for r in rows:
+            q = r["query"]
+            lines.append(f"| {r['n_images']:,} | {q['verified_per_query_mean']} / "
+                         f"{q['verified_per_query_mean_verify_all']} | {q['query_ms_p50_rerank']} / "
+                         f"{q['query_ms_p50_rerank_verify_all']} | {q['query_ms_p95_rerank']} / "
+                         f"{q['query_ms_p95_rerank_verify_all']} | × "
+                         f"{q['query_ms_p50_rerank'] / q['query_ms_p50_rerank_verify_all']:.2f} | "
+                         f"{q['recall_at_1_rerank']} / {q['recall_at_1_rerank_verify_all']} |")
     sweep = result.get("budget_sweep") or []
     if sweep:
         lines += ["", "## Query postings budget (`Config.max_postings`)", "",

@@ -56,6 +56,7 @@ def assert_same_results(single, sharded, query, **kwargs) -> None:
     assert out.complete and out.missing == ()
     b = out.result
     assert a.keys == b.keys, kwargs
+    assert a.n_verified == b.n_verified, kwargs
     np.testing.assert_allclose([m.score for m in a], [m.score for m in b], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose([m.bow_score for m in a], [m.bow_score for m in b], rtol=1e-5,
                                atol=1e-7)
@@ -98,6 +99,8 @@ def test_split_partitions_the_keys_in_order(layout):
 @pytest.mark.parametrize("settings", [
     {},                                             # the whole catalog is the colour pool
     {"colour_candidates": 6, "max_postings": 2500},  # global pool and global postings budget
+    # verification in rounds of 2 across the shards, stopping at a clear winner
+    {"early_stop_inliers": 8, "early_stop_ratio": 2.0, "early_stop_round": 2},
 ])
 def test_in_process_shards_equal_one_index(layout, catalog, settings):
     full, split = layout

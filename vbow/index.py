@@ -18,6 +18,7 @@ shared between processes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -37,7 +38,7 @@ from vbow.index_batches import (BatchTally, StagedImages, as_list, error_name, k
                                 log_batch_problems, new_entries, stage_build, stage_quantised)
 from vbow.persist.schema import IndexParts, read_index, write_index
 from vbow.progress import Progress
-from vbow.query import QueryPlan, SearchState, check_shortlist, check_top_k
+from vbow.query import QueryPlan, SearchState, check_shortlist, check_top_k, check_verify_all
 from vbow.results import AddReport, ImageFailure, SearchResult
 from vbow.index_contents import IndexContents
 from vbow.search.catalog import Where
@@ -466,7 +467,7 @@ class ImageIndex:
 
     def search(self, image: ImageInput, top_k: int = 10, *, where: Where = None,
                rerank: bool | None = None, shortlist: int | None = None,
-               name: str | None = None) -> SearchResult:
+               name: str | None = None, verify_all: bool = False) -> SearchResult:
         """Find the catalog images that show the product in ``image``.
 
         Parameters
@@ -485,6 +486,10 @@ class ImageIndex:
             Candidates to verify (an int >= 1; the rule is :func:`vbow.query.shortlist_sizes`).
         name : str, optional
             Name of the query in the result and in errors.
+        verify_all : bool
+            Verify the whole shortlist even where ``config.early_stop_inliers`` would stop at a
+            clear winner: for callers that want every verified match, not the best one
+            (duplicate listings, similar products).
 
         Returns
         -------
@@ -504,28 +509,33 @@ class ImageIndex:
         self._require_fitted()
         check_top_k(top_k)
         check_shortlist(shortlist)
+        check_verify_all(verify_all)
         t0 = time.perf_counter()
         query = self.describe(image, name)
-        result = self.search_features(query, top_k, where=where, rerank=rerank, shortlist=shortlist)
+        result = self.search_features(query, top_k, where=where, rerank=rerank, shortlist=shortlist,
+                                      verify_all=verify_all)
         timings = dict(result.timings)
         elapsed = time.perf_counter() - t0
         timings["features"] = elapsed - timings.get("total", 0.0)
         timings["total"] = elapsed
-        return SearchResult(result.query, result.matches, timings, result.warnings)
+        return dataclasses.replace(result, timings=timings)
 
     def search_features(self, query: ImageDescription, top_k: int = 10, *, where: Where = None,
-                        rerank: bool | None = None, shortlist: int | None = None) -> SearchResult:
+                        rerank: bool | None = None, shortlist: int | None = None,
+                        verify_all: bool = False) -> SearchResult:
         """Search with an already described query (see :meth:`describe`); arguments as
         :meth:`search`."""
         if not isinstance(query, ImageDescription):
             raise InvalidInputError("search_features takes an ImageDescription (see "
                                     f"ImageIndex.describe); got {type(query).__name__}")
         with self.reading() as plan:
-            return plan.run(query, top_k, where=where, rerank=rerank, shortlist=shortlist)
+            return plan.run(query, top_k, where=where, rerank=rerank, shortlist=shortlist,
+                            verify_all=verify_all)
 
     def search_many(self, images: Sequence[ImageInput], top_k: int = 10, *, where: Where = None,
                     rerank: bool | None = None, shortlist: int | None = None,
-                    progress: bool | None = None) -> list[SearchResult | ImageFailure]:
+                    progress: bool | None = None,
+                    verify_all: bool = False) -> list[SearchResult | ImageFailure]:
         """Search with many query images; features are extracted in parallel.
 
         Returns one :class:`SearchResult` per query, or an :class:`ImageFailure` for a query
@@ -534,13 +544,14 @@ class ImageIndex:
         self._require_fitted()
         check_top_k(top_k)
         check_shortlist(shortlist)
+        check_verify_all(verify_all)
         out: list[SearchResult | ImageFailure] = []
         queries = list(self.describe_many(images, progress=progress, description="query features"))
         with Progress(len(queries), "searching", progress) as bar:
             for q in queries:
                 out.append(q if isinstance(q, ImageFailure) else
                            self.search_features(q, top_k, where=where, rerank=rerank,
-                                                shortlist=shortlist))
+                                                shortlist=shortlist, verify_all=verify_all))
                 bar.update()
         return out
 

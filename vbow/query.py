@@ -28,12 +28,14 @@ from vbow.search.inverted_index import InvertedIndex
 from vbow.search.postings import TF_CAP
 from vbow.search.weighting import bag_of_words, tfidf
 from vbow.verify.keypoint_store import KeypointStore
+from vbow.verify.rounds import verify_in_rounds
 from vbow.verify.shortlist import verify_shortlist
 from vbow.verify.verification import QueryWords, Verification
 from vbow.vocab.training import descriptors32
 from vbow.vocab.vocabulary import Vocabulary
 
-__all__ = ["SearchState", "QueryPlan", "QueryBag", "shortlist_sizes", "check_top_k", "check_shortlist"]
+__all__ = ["SearchState", "QueryPlan", "QueryBag", "shortlist_sizes", "check_top_k", "check_shortlist",
+           "check_verify_all"]
 
 
 def check_top_k(top_k: Any) -> int:
@@ -55,6 +57,14 @@ def check_shortlist(shortlist: Any) -> int | None:
     if int(shortlist) < 1:
         raise InvalidInputError(f"shortlist must be >= 1 or None; got {shortlist}")
     return int(shortlist)
+
+
+def check_verify_all(verify_all: Any) -> bool:
+    """``verify_all`` as a bool (else InvalidInputError)."""
+    if not isinstance(verify_all, (bool, np.bool_)):
+        raise InvalidInputError(f"verify_all must be a bool; got {type(verify_all).__name__} "
+                                f"{verify_all!r:.60}")
+    return bool(verify_all)
 
 
 def shortlist_sizes(config: Config, n_images: int, n_allowed: int, top_k: int, rerank: bool,
@@ -308,11 +318,13 @@ class QueryPlan:
 
     # ------------------------------------------------------------------------------ the plan
     def run(self, query: ImageDescription, top_k: int = 10, *, where: Where = None,
-            rerank: bool | None = None, shortlist: int | None = None) -> SearchResult:
+            rerank: bool | None = None, shortlist: int | None = None,
+            verify_all: bool = False) -> SearchResult:
         """Search with one described query (arguments as :meth:`vbow.ImageIndex.search`)."""
         cfg = self.config
         top_k = check_top_k(top_k)
         shortlist = check_shortlist(shortlist)
+        early_stop = None if check_verify_all(verify_all) else cfg.early_stop()
         n_bins = cfg.colour.n_bins
         if np.shape(query.colour) != (n_bins,):
             raise InvalidInputError(
@@ -341,11 +353,14 @@ class QueryPlan:
         timings["score"] = time.perf_counter() - t
         t = time.perf_counter()
         verifications: dict[int, Verification] = {}
+        n_verified = 0
         if do_rerank:
             top = self.verification_order(fusion, top, n_verify)
             final = fusion.at(top)
             matcher = QueryWords(bag.assignments, max_fanout=cfg.max_fanout)
-            verifications = self.verify(query.features, matcher, top[:n_verify])
+            verifications, n_verified = verify_in_rounds(
+                n_verify, lambda lo, hi: self.verify(query.features, matcher, top[lo:hi]),
+                early_stop)
             if verifications:
                 verified = np.fromiter(verifications, np.int64, len(verifications))
                 position = {doc: j for j, doc in enumerate(top[:n_verify].tolist())}
@@ -362,4 +377,4 @@ class QueryPlan:
         timings["rerank"] = time.perf_counter() - t
         matches = self.matches(query, top[:top_k], final[:top_k], fusion, verifications)
         timings["total"] = sum(timings.values())
-        return SearchResult(query.name, matches, timings, warnings)
+        return SearchResult(query.name, matches, timings, warnings, n_verified=n_verified)

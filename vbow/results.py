@@ -94,6 +94,9 @@ class SearchResult:
     decision : object, optional
         The accepted product or "none" (:class:`vbow.apps.decision.Decision`, with
         ``to_dict()``), when the search was asked to decide; None otherwise.
+    n_verified : int
+        Shortlist candidates geometrically verified (0 without re-ranking; fewer than the
+        shortlist when ``Config.early_stop_inliers`` stopped verification early).
     """
 
     query: str
@@ -101,6 +104,7 @@ class SearchResult:
     timings: Mapping[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     decision: Any = None
+    n_verified: int = 0
 
     def __repr__(self) -> str:
         best = "no match" if not self.matches else f"best={self.matches[0].key!r}"
@@ -129,7 +133,7 @@ class SearchResult:
         """JSON-serialisable form: the query and, per match, its key, score, inliers, ..."""
         return {"query": self.query, "results": [m.to_dict() for m in self.matches],
                 "timings": {k: round(v, 6) for k, v in self.timings.items()},
-                "warnings": list(self.warnings),
+                "warnings": list(self.warnings), "n_verified": int(self.n_verified),
                 **({} if self.decision is None else {"decision": self.decision.to_dict()})}
 
 

@@ -193,7 +193,8 @@ def find_duplicates(index: ImageIndex, images: Mapping[str, Any], *, mirror: boo
                                          if mirror else [])
             for flipped, view in variants:
                 q = index.describe(view, name=key)
-                res = index.search_features(q, top_k + 1, rerank=True)
+                # every copy, not only a clear winner: the listing itself always is one
+                res = index.search_features(q, top_k + 1, rerank=True, verify_all=True)
                 w, h = q.features.image_size
                 for m in res.matches:
                     if m.key == key or not m.verified:

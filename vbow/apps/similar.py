@@ -45,8 +45,9 @@ def more_like_this(index: ImageIndex, image: Any, top_k: int = 10, *, exclude: s
     ranked = index.search_features(query, top_k + extra + 10, rerank=False, **search_options)
     same: set[str] = set()
     if drop_same_instance:
+        # every verified instance, not only a clear winner: they are all dropped
         verified = index.search_features(query, min(top_k + extra, len(index)), rerank=True,
-                                         **search_options)
+                                         **{**search_options, "verify_all": True})
         same = {m.key for m in verified if m.verified}
     out = [m for m in ranked if m.key != exclude and m.key not in same]
     return out[:top_k]

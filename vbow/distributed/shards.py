@@ -54,6 +54,7 @@ from vbow.results import Match, SearchResult
 from vbow.search.fusion import FusedScores
 from vbow.search.postings import TF_CAP
 from vbow.search.weighting import bag_of_words, tfidf
+from vbow.verify.rounds import verify_in_rounds
 from vbow.distributed.shard_layout import LAYOUT_FILE, read_layout, shard_of, split_index
 from vbow.distributed.shard_server import ShardServer
 
@@ -262,12 +263,15 @@ class ShardedIndex:
 
     def search(self, image: Any, top_k: int = 10, *, where: Any = None, rerank: bool | None = None,
                shortlist: int | None = None, name: str | None = None,
-               timeout: float | None = None) -> ShardedSearchResult:
+               timeout: float | None = None, verify_all: bool = False) -> ShardedSearchResult:
         """Search every shard with one query image (arguments as :meth:`vbow.ImageIndex.search`)."""
+        from vbow.query import check_verify_all
+
+        check_verify_all(verify_all)
         t0 = time.perf_counter()
         query = self.describe(image, name)
         out = self.search_features(query, top_k, where=where, rerank=rerank, shortlist=shortlist,
-                                   timeout=timeout)
+                                   timeout=timeout, verify_all=verify_all)
         timings = dict(out.result.timings)
         timings["features"] = time.perf_counter() - t0 - timings.get("total", 0.0)
         timings["total"] = time.perf_counter() - t0
@@ -343,7 +347,8 @@ class ShardedIndex:
 
     def search_features(self, query: ImageDescription, top_k: int = 10, *, where: Any = None,
                         rerank: bool | None = None, shortlist: int | None = None,
-                        timeout: float | None = None) -> ShardedSearchResult:
+                        timeout: float | None = None,
+                        verify_all: bool = False) -> ShardedSearchResult:
         """Search every shard with a query described by :meth:`describe`.
 
         Returns
@@ -352,10 +357,11 @@ class ShardedIndex:
             The merged result; ``missing`` names shards that did not answer within ``timeout``
             (default: the index's), whose images the result then leaves out.
         """
-        from vbow.query import check_shortlist, check_top_k, shortlist_sizes
+        from vbow.query import check_shortlist, check_top_k, check_verify_all, shortlist_sizes
 
         cfg = self.config
         top_k, shortlist = check_top_k(top_k), check_shortlist(shortlist)
+        early_stop = None if check_verify_all(verify_all) else cfg.early_stop()
         n_bins = cfg.colour.n_bins
         if np.shape(query.colour) != (n_bins,):
             raise InvalidInputError(f"query {query.name!r} has a {np.shape(query.colour)} colour "
@@ -383,7 +389,8 @@ class ShardedIndex:
             warn = () if not missing else (
                 f"shards {sorted(missing)} of {self.n_shards} did not answer within the timeout: "
                 f"these results leave out their images",)
-            return ShardedSearchResult(SearchResult(query.name, matches, timings, warn),
+            return ShardedSearchResult(SearchResult(query.name, matches, timings, warn,
+                                                    n_verified=n_verified),
                                        tuple(sorted(missing)))
 
         if cand["n_live"] == 0:
@@ -397,20 +404,23 @@ class ShardedIndex:
         timings["score"] = time.perf_counter() - t
         t = time.perf_counter()
         verified: dict[tuple[int, int], Any] = {}
+        n_verified = 0
         if do_rerank:
             top = plan.verification_order(fusion, top, n_verify)
             final = fusion.at(top)
             to_verify = top[:n_verify]
             features = dataclasses.replace(query.features, descriptors=query.features.descriptors[:0])
-            by_shard: dict[int, list[int]] = {}
-            for pos in to_verify.tolist():
-                by_shard.setdefault(int(cand["shard"][pos]), []).append(int(cand["local"][pos]))
-            got, lost = self._call(sorted(by_shard), "verify", lambda s: (
-                features, bag.assignments, np.array(by_shard[s], np.int64)), step_timeout)
-            missing.update(lost)
-            for s, vs in got.items():
-                for d, v in vs.items():
-                    verified[(s, int(d))] = v
+
+            def verify_slice(lo: int, hi: int) -> dict[tuple[int, int], Any]:
+                by_shard: dict[int, list[int]] = {}
+                for pos in to_verify[lo:hi].tolist():
+                    by_shard.setdefault(int(cand["shard"][pos]), []).append(int(cand["local"][pos]))
+                got, lost = self._call(sorted(by_shard), "verify", lambda s: (
+                    features, bag.assignments, np.array(by_shard[s], np.int64)), step_timeout)
+                missing.update(lost)
+                return {(s, int(d)): v for s, vs in got.items() for d, v in vs.items()}
+
+            verified, n_verified = verify_in_rounds(n_verify, verify_slice, early_stop)
             owners = list(zip(cand["shard"][to_verify].tolist(), cand["local"][to_verify].tolist()))
             for j, o in enumerate(owners):
                 if o in verified:
