@@ -1,7 +1,8 @@
-"""The query plan's rule for how many candidates are ranked and verified."""
+"""The query plan: how many candidates are ranked and verified, and query expansion."""
 
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -46,3 +47,38 @@ def test_matches_carry_the_catalog_image_size_in_original_pixels(sift_results, c
         for m in r:
             assert m.catalog_size == sizes[m.key]
             assert m.to_dict()["catalog_size"] == list(sizes[m.key])
+
+
+# --------------------------------------------------------- query expansion reuses the query's scores
+def _expanded(index, query, expand, *, reuse):
+    with index.reading() as plan:
+        bag = plan.quantise(query.features)
+        bow = plan.score(bag.words, bag.weights)
+        allowed = plan.allowed(None)
+        top, final, fusion = plan.expanded_ranking(bag, query.colour, expand, {}, allowed,
+                                                   len(index), query_bow=bow if reuse else None)
+        return top, final, fusion.bow, plan.reads_every_posting(bag.words, bag.weights)
+
+
+@given(photo=st.integers(0, 23), picks=st.lists(st.integers(0, 11), min_size=1, max_size=3,
+                                                unique=True))
+def test_expansion_from_the_query_scores_equals_scoring_the_expanded_bag(sift_index, catalog,
+                                                                         photo, picks):
+    """The cosine is linear in the query vector: the query's first-stage scores plus the
+    documents' part give the whole expanded bag's scores (to float32 rounding)."""
+    query = sift_index.describe(catalog.photos[photo].image)
+    _, _, reused, _ = _expanded(sift_index, query, picks, reuse=True)
+    _, _, whole, _ = _expanded(sift_index, query, picks, reuse=False)
+    np.testing.assert_allclose(reused, whole, rtol=1e-5, atol=1e-7)
+    assert np.any(reused > 0)
+
+
+def test_under_a_binding_budget_the_expanded_bag_is_scored_whole(index_bundle, catalog):
+    index = vbow.ImageIndex.load(index_bundle)
+    index.config = index.config.replace(max_postings=50)
+    query = index.describe(catalog.photos[0].image)
+    top_a, final_a, bow_a, reads_all = _expanded(index, query, [0, 1], reuse=True)
+    top_b, final_b, bow_b, _ = _expanded(index, query, [0, 1], reuse=False)
+    assert not reads_all   # the budget binds, so reusing would read other postings
+    np.testing.assert_array_equal(bow_a, bow_b)
+    np.testing.assert_array_equal(top_a, top_b)

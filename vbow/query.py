@@ -190,6 +190,15 @@ class QueryPlan:
             words, weights, self.state.idf, max_postings=cfg.max_postings, signatures=signatures,
             kernel=kernel, threads=cfg.query_threads)[0]
 
+    def reads_every_posting(self, words: np.ndarray, weights: np.ndarray) -> bool:
+        """Whether :meth:`score` reads every posting of the bag ``(words, weights)`` (``(m,)``
+        each): no postings budget, or one that the bag's postings fit in."""
+        if self.config.max_postings is None:
+            return True
+        chosen = self.state.postings.select_words(words, weights, self.state.idf,
+                                                  self.config.max_postings)
+        return chosen.size == np.size(words)
+
     def postings_read(self, bag: QueryBag) -> int:
         """How many postings :meth:`score` reads for ``bag`` (under ``config.max_postings``)."""
         postings = self.state.postings
@@ -258,7 +267,8 @@ class QueryPlan:
 
     def expanded_ranking(self, bag: QueryBag, query_colour: np.ndarray, expand: list[int],
                          verifications: Mapping[int, Verification], allowed: np.ndarray,
-                         depth: int) -> tuple[np.ndarray, np.ndarray, FusedScores]:
+                         depth: int, query_bow: np.ndarray | None = None,
+                         ) -> tuple[np.ndarray, np.ndarray, FusedScores]:
         """Average query expansion: rank again with the query averaged with verified results.
 
         The expanded bag is the sum of the L2-normalised TF-IDF vectors of the query and of the
@@ -266,6 +276,14 @@ class QueryPlan:
         the mean of their sqrt histograms. Verified documents keep their inlier bonus on top of
         the new fused score. Returns the new top ``depth`` ids and final scores, best first,
         and the expanded query's fused scores.
+
+        ``query_bow``, the ``(n,) float32`` scores of the query's own bag (what :meth:`score`
+        gave it without signatures), lets the expanded bag be scored without reading the
+        query's postings again: the cosine is linear in the query vector, so the expanded
+        scores are ``(query_bow + score(documents' part)) / norm``. That is used only when the
+        postings budget would read every word of the expanded bag, so that both forms read the
+        same postings and agree to float32 rounding; otherwise the expanded bag is scored
+        whole under the budget.
         """
         cfg, idf = self.config, self.state.idf
         parts_w = [bag.words]
@@ -280,8 +298,15 @@ class QueryPlan:
             colours.append(self.state.catalog.colour[doc].astype(np.float32) / 255.0)
         uniq, inverse = np.unique(np.concatenate(parts_w), return_inverse=True)
         summed = np.bincount(inverse, weights=np.concatenate(parts_v)).astype(np.float32)
-        norm = float(np.linalg.norm(summed))
-        bow = self.score(uniq.astype(np.int32), summed / max(norm, 1e-12))
+        norm = max(float(np.linalg.norm(summed)), 1e-12)
+        if query_bow is not None and self.reads_every_posting(uniq, summed):
+            docs, inverse = np.unique(np.concatenate(parts_w[1:]), return_inverse=True)
+            doc_part = np.bincount(inverse, weights=np.concatenate(parts_v[1:])).astype(np.float32)
+            bow = self.score(docs.astype(np.int32), doc_part)
+            bow += query_bow
+            bow /= np.float32(norm)
+        else:
+            bow = self.score(uniq.astype(np.int32), summed / norm)
         fusion = self.fuse(bow, np.mean(colours, axis=0), allowed)
         fusion.add_bonus(np.fromiter(verifications, np.int64, len(verifications)),
                          np.array([v.inliers for v in verifications.values()], np.float64))
@@ -370,8 +395,9 @@ class QueryPlan:
             top, final = top[order], final[order]
             expand = [d for d in top.tolist() if d in verifications][:cfg.query_expansion]
             if expand:
-                top, final, fusion = self.expanded_ranking(bag, query.colour, expand, verifications,
-                                                           allowed, depth)
+                top, final, fusion = self.expanded_ranking(
+                    bag, query.colour, expand, verifications, allowed, depth,
+                    query_bow=bow if bag.signatures is None else None)
         else:
             final = fusion.at(top)
         timings["rerank"] = time.perf_counter() - t
