@@ -117,6 +117,16 @@ def test_in_process_shards_equal_one_index(layout, catalog, settings):
         assert_same_results(single, sharded, query, where={"category": catalog.categories[photo.product]})
 
 
+def test_a_filter_that_keeps_nothing_gives_an_empty_result(layout, catalog):
+    full, split = layout
+    sharded = ShardedIndex.local(split)
+    query = sharded.describe(catalog.photos[0].image)
+    out = sharded.search_features(query, 5, where={"category": "no such category"})
+    single = ImageIndex.load(full).search_features(query, 5, where={"category": "no such category"})
+    assert out.complete and len(out.result) == len(single) == 0
+    assert out.result.n_verified == single.n_verified == 0
+
+
 def test_budget_really_limits_postings(layout, catalog):
     """The budgeted setting above must change which words are read (else it tests nothing)."""
     full, _ = layout

@@ -384,6 +384,8 @@ class ShardedIndex:
         missing.update(lost)
         shards = [s for s in shards if s not in missing]
 
+        n_verified = 0
+
         def result(matches: tuple[Match, ...]) -> ShardedSearchResult:
             timings["total"] = sum(v for k, v in timings.items() if k != "total")
             warn = () if not missing else (
@@ -404,7 +406,6 @@ class ShardedIndex:
         timings["score"] = time.perf_counter() - t
         t = time.perf_counter()
         verified: dict[tuple[int, int], Any] = {}
-        n_verified = 0
         if do_rerank:
             top = plan.verification_order(fusion, top, n_verify)
             final = fusion.at(top)
