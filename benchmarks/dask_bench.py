@@ -374,21 +374,25 @@ def bench_shards(args) -> None:
     t = time.perf_counter()
     sharded = ShardedIndex.open(client, split, timeout=120)
     t_open = time.perf_counter() - t
-    lat = {k: [] for k in ("single_no_rerank", "sharded_no_rerank", "single_rerank", "sharded_rerank")}
-    same = {False: 0, True: 0}
+    # verify_all: the whole shortlist in one verify scatter, against the default's rounds
+    # (Config.early_stop_inliers), each of which is a scatter of its own on the shards
+    modes = [(False, False, "no_rerank"), (True, False, "rerank"), (True, True, "rerank_verify_all")]
+    lat = {f"{side}_{tag}": [] for _, _, tag in modes for side in ("single", "sharded")}
+    same = {tag: 0 for _, _, tag in modes}
     score_err = []
     load_start = load_avg()
     for f in feats:
-        for rr in (False, True):
-            mode = "rerank" if rr else "no_rerank"
+        for rr, every, mode in modes:
             t = time.perf_counter()
-            a = single.search_features(f, 10, rerank=rr, shortlist=args.shortlist if rr else None)
+            a = single.search_features(f, 10, rerank=rr, shortlist=args.shortlist if rr else None,
+                                       verify_all=every)
             lat[f"single_{mode}"].append(time.perf_counter() - t)
             t = time.perf_counter()
-            b = sharded.search_features(f, 10, rerank=rr, shortlist=args.shortlist if rr else None)
+            b = sharded.search_features(f, 10, rerank=rr, shortlist=args.shortlist if rr else None,
+                                        verify_all=every)
             lat[f"sharded_{mode}"].append(time.perf_counter() - t)
             ok = b.complete and a.keys == b.keys
-            same[rr] += ok
+            same[mode] += ok
             if ok and len(a):
                 score_err.append(float(np.max(np.abs(np.array([m.score for m in a]) -
                                                       np.array([m.score for m in b.result])))))
@@ -399,7 +403,7 @@ def bench_shards(args) -> None:
     summary = {k: {"p50_ms": pct(v, 50), "p95_ms": pct(v, 95)} for k, v in lat.items()}
     hop = {tag: {"p50_ms": round(summary[f"sharded_{tag}"]["p50_ms"] - summary[f"single_{tag}"]["p50_ms"], 2),
                  "p95_ms": round(summary[f"sharded_{tag}"]["p95_ms"] - summary[f"single_{tag}"]["p95_ms"], 2)}
-           for tag in ("no_rerank", "rerank")}
+           for _, _, tag in modes}
     command = f"python3 benchmarks/dask_bench.py shards --n {args.n}" + (
         f" --n-words {args.n_words} --training-descriptors {args.training_descriptors}"
         if args.n_words else "") + (f" --queries {args.queries}" if args.queries != 200 else "")
@@ -408,7 +412,7 @@ def bench_shards(args) -> None:
             "rerank_shortlist": args.shortlist, "catalog_build_seconds": round(t_build, 1),
             "split_seconds": round(t_split, 1), "open_seconds": round(t_open, 2),
             "shard_bytes": shard_bytes, "latency": summary, "extra_hop": hop,
-            "equal_results": {"no_rerank": same[False], "rerank": same[True]},
+            "equal_results": same,
             "max_abs_score_difference": max(score_err) if score_err else None,
             "load_average_at_start": load_start}
     rows = "\n".join(f"| {k} | {v['p50_ms']} | {v['p95_ms']} |" for k, v in summary.items())
@@ -429,10 +433,15 @@ the percentiles. Re-ranking verifies a shortlist of {args.shortlist}.
 {rows}
 
 - results equal to the single index (same top-10 keys in the same order, every shard answering):
-  **{same[False]} / {len(feats)}** without re-ranking, **{same[True]} / {len(feats)}** with; largest
-  score difference {data['max_abs_score_difference']}
+  **{same['no_rerank']} / {len(feats)}** without re-ranking, **{same['rerank']} / {len(feats)}** with,
+  **{same['rerank_verify_all']} / {len(feats)}** with `verify_all=True`; largest score difference
+  {data['max_abs_score_difference']}
 - the extra hop (sharded − single): p50 {hop['no_rerank']['p50_ms']} ms / p95 {hop['no_rerank']['p95_ms']} ms
-  without re-ranking, p50 {hop['rerank']['p50_ms']} ms / p95 {hop['rerank']['p95_ms']} ms with
+  without re-ranking, p50 {hop['rerank']['p50_ms']} ms / p95 {hop['rerank']['p95_ms']} ms with,
+  p50 {hop['rerank_verify_all']['p50_ms']} ms / p95 {hop['rerank_verify_all']['p95_ms']} ms with
+  `verify_all=True`. Re-ranking verifies the shortlist in rounds that stop at a clear winner
+  (`Config.early_stop_inliers`), and on shards each round is one more scatter to the owning
+  shards; `verify_all=True` verifies it in one scatter
 - bytes per shard: {', '.join(f'{b / 2**20:.0f} MiB' for b in shard_bytes)}
 """
     write(f"dask_shards_{tag}", md, data)
