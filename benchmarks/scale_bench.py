@@ -22,8 +22,8 @@ For each catalog size, in separate processes:
    runs real query photos (smvs_dvd and grocery_packages queries, features from the cache)
    through ``search_features``, without re-ranking and with re-ranking of a 100-image shortlist
    against the stored geometry (with the default early stop in verification, and alternating
-   with ``verify_all=True``, which verifies the whole shortlist). It reports the latencies, the postings read per query, recall@1
-   of the real queries (their true matches are among the real images inside the catalog), the
+   with ``verify_all=True``, which verifies the whole shortlist). It reports the latencies,
+   the postings read per query, recall@1 of the real queries (their true matches are among the real images inside the catalog), the
    time to open, and its resident memory (peak ``VmHWM`` and current ``VmRSS``).
 """
 
@@ -390,8 +390,11 @@ NOTES = """## Notes
   candidates at once, then one robust fit per candidate that can pass), and the rest is skipped
   once one candidate is clearly verified (`vbow/verify/rounds.py`; see "Early stop in
   verification"). `stage_ms_mean_rerank` in `scale.json` gives the re-rank stage: it
-  also re-scores the query expanded with the verified images' words, which reads their words'
-  postings again, so the stage mean grows with the catalog although the shortlist does not.
+  also re-scores the query expanded with the verified images' words, so the stage mean grows
+  with the catalog although the shortlist does not. Where the postings budget reads every
+  word of the expanded query (10,000 and 100,000 images), only the verified images' words are
+  read and added to the query's first-stage scores; at 1M the budget binds and the expanded
+  query is scored whole (`QueryPlan.expanded_ranking`).
 """
 
 NOTES_HE = """## Notes
