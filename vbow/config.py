@@ -124,9 +124,8 @@ class Config:
         1.5 and 32, verify about two thirds of a 100-candidate shortlist on the scale
         benchmark's real queries, with the same recall@1 at 10,000 and 1,000,000 images, and
         change no preset's figure in ``benchmarks/results/accuracy.md`` for the worse (the
-        comparison row with ORB's own descriptors lost one grocery shelf photo of 781, which
-        shows several products; rounds of 25 cost one UKBench hit in 4,000). Sharded search
-        makes one verify scatter per round (see ``docs/scaling.md``).
+        comparison row with ORB's own descriptors lost one grocery shelf photo of 781).
+        Sharded search makes one verify scatter per round (see ``docs/scaling.md``).
     First stage: Hamming embedding
         ``hamming_embedding``: every indexed feature gets a 64-bit signature of its residual to
         its word (thresholds learned per word with the vocabulary, on catalog-side descriptors;

@@ -35,15 +35,15 @@ from vbow.describe.features import FeatureExtractor
 from vbow.describe.image_input import ImageInput
 from vbow.errors import ImageError, InvalidInputError, NotFittedError, UnknownOptionError
 from vbow.index_batches import (BatchTally, StagedImages, as_list, error_name, keys_to_remove,
-                                log_batch_problems, new_entries, stage_build, stage_quantised)
+                                log_batch_problems, new_entries, stage_build, stage_described,
+                                stage_quantised)
 from vbow.persist.schema import IndexParts, read_index, write_index
 from vbow.progress import Progress
-from vbow.query import QueryPlan, SearchState, check_shortlist, check_top_k, check_verify_all
+from vbow.query import QueryPlan, SearchState, check_search_arguments
 from vbow.results import AddReport, ImageFailure, SearchResult
 from vbow.index_contents import IndexContents
 from vbow.search.catalog import Where
-from vbow.vocab.training import (train_on_sample, train_vocabulary, training_subset,
-                                 words_and_signatures)
+from vbow.vocab.training import train_on_sample, train_vocabulary, training_subset
 from vbow.vocab.vocabulary import Vocabulary
 
 __all__ = ["ImageIndex", "BUILD_BATCH"]
@@ -314,8 +314,9 @@ class ImageIndex:
         if failed and on_error == "raise":
             raise ImageError(failed[0].error)
         good = [i for i, r in enumerate(results) if isinstance(r, ImageDescription)]
-        self._append_described(vocabulary, [results[i] for i in good], [keys_list[i] for i in good],
-                               [meta_json[i] for i in good])
+        self._commit(vocabulary, stage_described(
+            vocabulary, [results[i] for i in good], [keys_list[i] for i in good],
+            [meta_json[i] for i in good], hamming_embedding=self.config.hamming_embedding))
         featureless = tuple(keys_list[i] for i in good if not len(results[i].features))
         log_batch_problems(failed, featureless)
         return AddReport(tuple(keys_list[i] for i in good), failed, time.perf_counter() - t0,
@@ -330,16 +331,8 @@ class ImageIndex:
         if any(not isinstance(f, ImageDescription) for f in features):
             raise InvalidInputError("add_features takes ImageDescription (see ImageIndex.describe)")
         keys_list, meta_json = self._check_batch(features, keys, metadata)
-        self._append_described(vocabulary, features, keys_list, meta_json)
-
-    def _append_described(self, vocabulary: Vocabulary, feats: list[ImageDescription],
-                          keys: list[str], meta_json: list[str]) -> None:
-        staged = StagedImages()
-        described = words_and_signatures(vocabulary, [f.features for f in feats],
-                                         self.config.hamming_embedding)
-        for f, (w, sig), k, m in zip(feats, described, keys, meta_json):
-            staged.stage(f, w, k, m, sig)
-        self._commit(vocabulary, staged)
+        self._commit(vocabulary, stage_described(vocabulary, features, keys_list, meta_json,
+                                                 hamming_embedding=self.config.hamming_embedding))
 
     def _commit(self, vocabulary: Vocabulary, staged: StagedImages) -> None:
         """Append staged images under the write lock, re-checking what may have changed."""
@@ -507,9 +500,7 @@ class ImageIndex:
             No vocabulary yet.
         """
         self._require_fitted()
-        check_top_k(top_k)
-        check_shortlist(shortlist)
-        check_verify_all(verify_all)
+        check_search_arguments(top_k, shortlist, verify_all)
         t0 = time.perf_counter()
         query = self.describe(image, name)
         result = self.search_features(query, top_k, where=where, rerank=rerank, shortlist=shortlist,
@@ -542,9 +533,7 @@ class ImageIndex:
         image that could not be read (the others are still answered).
         """
         self._require_fitted()
-        check_top_k(top_k)
-        check_shortlist(shortlist)
-        check_verify_all(verify_all)
+        check_search_arguments(top_k, shortlist, verify_all)
         out: list[SearchResult | ImageFailure] = []
         queries = list(self.describe_many(images, progress=progress, description="query features"))
         with Progress(len(queries), "searching", progress) as bar:

@@ -141,6 +141,18 @@ def new_entries(images: list, keys: Sequence[str] | str | None,
     return keys_list, meta_json
 
 
+def stage_described(vocabulary: Vocabulary, described: list[ImageDescription],
+                    keys_list: list[str], meta_json: list[str], *,
+                    hamming_embedding: bool) -> StagedImages:
+    """Quantise images described with :meth:`vbow.ImageIndex.describe` (their words and, with
+    ``hamming_embedding``, signatures) and stage them under validated keys and metadata."""
+    staged = StagedImages()
+    words = words_and_signatures(vocabulary, [f.features for f in described], hamming_embedding)
+    for f, (w, sig), k, m in zip(described, words, keys_list, meta_json):
+        staged.stage(f, w, k, m, sig)
+    return staged
+
+
 def stage_quantised(words: list, keypoints: list, colours: np.ndarray, image_sizes: np.ndarray,
                     scales: np.ndarray | None, keys_list: list[str], meta_json: list[str], *,
                     n_words: int, n_bins: int, signatures: list | None = None,

@@ -35,7 +35,7 @@ from vbow.vocab.training import descriptors32
 from vbow.vocab.vocabulary import Vocabulary
 
 __all__ = ["SearchState", "QueryPlan", "QueryBag", "shortlist_sizes", "check_top_k", "check_shortlist",
-           "check_verify_all"]
+           "check_verify_all", "check_search_arguments"]
 
 
 def check_top_k(top_k: Any) -> int:
@@ -65,6 +65,13 @@ def check_verify_all(verify_all: Any) -> bool:
         raise InvalidInputError(f"verify_all must be a bool; got {type(verify_all).__name__} "
                                 f"{verify_all!r:.60}")
     return bool(verify_all)
+
+
+def check_search_arguments(top_k: Any, shortlist: Any,
+                           verify_all: Any) -> tuple[int, int | None, bool]:
+    """The ``top_k``, ``shortlist`` and ``verify_all`` of a search, checked (else
+    InvalidInputError) before any work is done."""
+    return check_top_k(top_k), check_shortlist(shortlist), check_verify_all(verify_all)
 
 
 def shortlist_sizes(config: Config, n_images: int, n_allowed: int, top_k: int, rerank: bool,
@@ -347,9 +354,8 @@ class QueryPlan:
             verify_all: bool = False) -> SearchResult:
         """Search with one described query (arguments as :meth:`vbow.ImageIndex.search`)."""
         cfg = self.config
-        top_k = check_top_k(top_k)
-        shortlist = check_shortlist(shortlist)
-        early_stop = None if check_verify_all(verify_all) else cfg.early_stop()
+        top_k, shortlist, verify_all = check_search_arguments(top_k, shortlist, verify_all)
+        early_stop = None if verify_all else cfg.early_stop()
         n_bins = cfg.colour.n_bins
         if np.shape(query.colour) != (n_bins,):
             raise InvalidInputError(

@@ -265,9 +265,9 @@ class ShardedIndex:
                shortlist: int | None = None, name: str | None = None,
                timeout: float | None = None, verify_all: bool = False) -> ShardedSearchResult:
         """Search every shard with one query image (arguments as :meth:`vbow.ImageIndex.search`)."""
-        from vbow.query import check_verify_all
+        from vbow.query import check_search_arguments
 
-        check_verify_all(verify_all)
+        check_search_arguments(top_k, shortlist, verify_all)
         t0 = time.perf_counter()
         query = self.describe(image, name)
         out = self.search_features(query, top_k, where=where, rerank=rerank, shortlist=shortlist,
@@ -357,11 +357,11 @@ class ShardedIndex:
             The merged result; ``missing`` names shards that did not answer within ``timeout``
             (default: the index's), whose images the result then leaves out.
         """
-        from vbow.query import check_shortlist, check_top_k, check_verify_all, shortlist_sizes
+        from vbow.query import check_search_arguments, shortlist_sizes
 
         cfg = self.config
-        top_k, shortlist = check_top_k(top_k), check_shortlist(shortlist)
-        early_stop = None if check_verify_all(verify_all) else cfg.early_stop()
+        top_k, shortlist, verify_all = check_search_arguments(top_k, shortlist, verify_all)
+        early_stop = None if verify_all else cfg.early_stop()
         n_bins = cfg.colour.n_bins
         if np.shape(query.colour) != (n_bins,):
             raise InvalidInputError(f"query {query.name!r} has a {np.shape(query.colour)} colour "
