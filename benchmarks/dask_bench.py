@@ -374,8 +374,8 @@ def bench_shards(args) -> None:
     t = time.perf_counter()
     sharded = ShardedIndex.open(client, split, timeout=120)
     t_open = time.perf_counter() - t
-    # verify_all: the whole shortlist in one verify scatter, against the default's rounds
-    # (Config.early_stop_inliers), each of which is a scatter of its own on the shards
+    # verify_all: the whole shortlist in one verify scatter, against the default's one or two
+    # rounds (Config.early_stop_inliers), each of which is a scatter of its own on the shards
     modes = [(False, False, "no_rerank"), (True, False, "rerank"), (True, True, "rerank_verify_all")]
     lat = {f"{side}_{tag}": [] for _, _, tag in modes for side in ("single", "sharded")}
     same = {tag: 0 for _, _, tag in modes}
@@ -439,9 +439,10 @@ the percentiles. Re-ranking verifies a shortlist of {args.shortlist}.
 - the extra hop (sharded − single): p50 {hop['no_rerank']['p50_ms']} ms / p95 {hop['no_rerank']['p95_ms']} ms
   without re-ranking, p50 {hop['rerank']['p50_ms']} ms / p95 {hop['rerank']['p95_ms']} ms with,
   p50 {hop['rerank_verify_all']['p50_ms']} ms / p95 {hop['rerank_verify_all']['p95_ms']} ms with
-  `verify_all=True`. Re-ranking verifies the shortlist in rounds that stop at a clear winner
-  (`Config.early_stop_inliers`), and on shards each round is one more scatter to the owning
-  shards; `verify_all=True` verifies it in one scatter
+  `verify_all=True`. Re-ranking verifies the first 32 candidates of the shortlist, and the
+  rest in a second round unless one of them is a clear winner (`Config.early_stop_inliers`);
+  on shards each round is one scatter to the owning shards, and `verify_all=True` verifies
+  the whole shortlist in one scatter
 - bytes per shard: {', '.join(f'{b / 2**20:.0f} MiB' for b in shard_bytes)}
 """
     write(f"dask_shards_{tag}", md, data)

@@ -33,25 +33,23 @@ def _clear(prefix: list[int], rule: EarlyStop) -> bool:
 
 
 @given(inliers=st.lists(st.integers(0, 60) | st.just(0), max_size=120),
-       round_size=st.integers(1, 40), need=st.integers(1, 40),
+       first_round=st.integers(1, 40), need=st.integers(1, 40),
        ratio=st.sampled_from([1.0, 1.5, 2.0, 3.5]))
-@example(inliers=[0, 0, 0, 20, 0], round_size=2, need=15, ratio=1.5)  # stops one short of the end
-def test_rounds_verify_a_prefix_and_stop_at_the_first_clear_winner(inliers, round_size, need, ratio):
-    rule = EarlyStop(need, ratio, round_size)
+@example(inliers=[0, 0, 0, 20, 0], first_round=4, need=15, ratio=1.5)  # stops one short of the end
+@example(inliers=[0, 0, 20, 0, 0], first_round=2, need=15, ratio=1.5)  # a winner after round 1
+def test_the_first_round_alone_is_verified_only_when_it_has_a_clear_winner(
+        inliers, first_round, need, ratio):
+    rule = EarlyStop(need, ratio, first_round)
     verify, calls = _fake_verifier(inliers)
     found, n_verified = verify_in_rounds(len(inliers), verify, rule)
     n = len(inliers)
-    # the reference: check the rule on every prefix that ends a round before the end
-    expected = n
-    if n > round_size:
-        for end in range(round_size, n, round_size):
-            if _clear(inliers[:end], rule):
-                expected = end
-                break
-    assert n_verified == expected
-    # what was verified is a prefix, in consecutive calls, each candidate once
-    covered = [i for lo, hi in calls for i in range(lo, hi)]
-    assert covered == list(range(n_verified))
+    # the reference: the rule is checked once, on the first round, when a rest remains
+    stops = n > first_round and _clear(inliers[:first_round], rule)
+    assert n_verified == (first_round if stops else n)
+    # at most two calls: the first round, then the whole rest in one batch
+    expected_calls = [] if n == 0 else [(0, n)] if n <= first_round else \
+        [(0, first_round)] if stops else [(0, first_round), (first_round, n)]
+    assert calls == expected_calls
     assert {i: v.inliers for i, v in found.items()} == \
         {i: inliers[i] for i in range(n_verified) if inliers[i] > 0}
 
@@ -79,9 +77,9 @@ def test_the_clear_winner_rule(counts, clear):
 
 
 @pytest.mark.parametrize("bad", [dict(inliers=0), dict(ratio=0.9), dict(ratio=float("nan")),
-                                 dict(round_size=0)])
+                                 dict(first_round=0)])
 def test_a_rule_out_of_range_is_refused(bad):
-    args = {"inliers": 15, "ratio": 1.5, "round_size": 32, **bad}
+    args = {"inliers": 15, "ratio": 1.5, "first_round": 32, **bad}
     with pytest.raises(InvalidInputError):
         EarlyStop(**args)
 
@@ -101,7 +99,8 @@ def test_disabled_early_stop_has_no_rule():
 # ------------------------------------------------------------------- through the search
 @pytest.fixture(scope="module")
 def stopping_index(index_bundle):
-    """The session index with rounds of 2 candidates and a rule every clear match meets."""
+    """The session index with a first round of 2 candidates and a rule every clear match
+    meets."""
     index = vbow.ImageIndex.load(index_bundle)
     index.config = index.config.replace(early_stop_inliers=8, early_stop_ratio=2.0,
                                         early_stop_round=2, shortlist=12)

@@ -115,17 +115,18 @@ class Config:
         the query's and the catalog is scored again, so views of the product that share little
         with the query photo but much with its verified matches move up. Only verified results
         are used, so an unverified shortlist never drifts the query. 0 disables it.
-        ``early_stop_inliers``: verify the shortlist in rounds of ``early_stop_round``
-        candidates (in shortlist order) and skip the rest once the best candidate has at least
-        this many inliers and at least ``early_stop_ratio`` times the second best's
-        (:mod:`vbow.verify.rounds`); skipped candidates keep their fused scores, and a
-        shortlist no longer than one round is verified in one batch. ``None`` always verifies
+        ``early_stop_inliers``: verify the first ``early_stop_round`` candidates of the
+        shortlist, and skip the rest when the best of them has at least this many inliers and
+        at least ``early_stop_ratio`` times the second best's; otherwise verify the rest in one
+        more batch (:mod:`vbow.verify.rounds`). Skipped candidates keep their fused scores, and
+        a shortlist no longer than the first round is verified in one batch. ``None`` always verifies
         the whole shortlist (so does ``verify_all=True`` for one search). The defaults, 15,
         1.5 and 32, verify about two thirds of a 100-candidate shortlist on the scale
         benchmark's real queries, with the same recall@1 at 10,000 and 1,000,000 images, and
         change no preset's figure in ``benchmarks/results/accuracy.md`` for the worse (the
         comparison row with ORB's own descriptors lost one grocery shelf photo of 781).
-        Sharded search makes one verify scatter per round (see ``docs/scaling.md``).
+        Sharded search makes one verify scatter per round, so at most two (see
+        ``docs/scaling.md``).
     First stage: Hamming embedding
         ``hamming_embedding``: every indexed feature gets a 64-bit signature of its residual to
         its word (thresholds learned per word with the vocabulary, on catalog-side descriptors;

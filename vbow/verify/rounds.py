@@ -1,14 +1,22 @@
-"""Verifying a shortlist in rounds, and stopping once one candidate is clearly verified.
+"""Verifying a shortlist in two rounds, and stopping after the first at a clear winner.
 
-The whole shortlist is verified in one vectorised batch by default. With an :class:`EarlyStop`
-rule it is verified in rounds of ``round_size`` candidates, in shortlist order, and the rest
-are skipped once the best candidate so far has at least ``inliers`` inliers and at least
-``ratio`` times the inliers of the second best. Skipped candidates keep their first-stage
-scores, as candidates that failed verification do.
+Without an :class:`EarlyStop` rule the whole shortlist is verified in one vectorised batch.
+With one, the first ``first_round`` candidates of the shortlist are verified in one batch, and
+the rest are skipped when the best of them has at least ``inliers`` inliers and at least
+``ratio`` times the inliers of the second best; otherwise the rest are verified in a second
+batch. Skipped candidates keep their first-stage scores, as candidates that failed verification
+do.
+
+The rule is checked once, not after every round of a longer series. A query that has no
+clear winner among its first candidates rarely gets one later (multi-product shelf photos,
+objects seen from another side), so further checks would save little, and each batch has a
+fixed cost: at most two keep it low, and a sharded search makes at most two verify scatters
+(:mod:`vbow.distributed.shards`). ``benchmarks/results/scale.md`` gives how many candidates
+are verified per query.
 
 Each candidate's verification depends only on the query and that candidate
-(:func:`vbow.verify.verification.verify_candidates`), so a candidate verified in a round gets
-exactly what the one batch gives it; rounds change only which candidates are verified.
+(:func:`vbow.verify.verification.verify_candidates`), so a candidate verified in either round
+gets exactly what the one batch gives it; the rule changes only which candidates are verified.
 """
 
 from __future__ import annotations
@@ -41,19 +49,19 @@ class EarlyStop:
     ratio : float
         ... and at least this many times the second best's (``>= 1``; 0 inliers when only one
         candidate verified).
-    round_size : int
-        Candidates verified between two checks of the rule (``>= 1``).
+    first_round : int
+        Candidates verified before the rule is checked (``>= 1``).
     """
 
     inliers: int
     ratio: float
-    round_size: int
+    first_round: int
 
     def __post_init__(self) -> None:
-        if int(self.inliers) < 1 or not float(self.ratio) >= 1.0 or int(self.round_size) < 1:
+        if int(self.inliers) < 1 or not float(self.ratio) >= 1.0 or int(self.first_round) < 1:
             raise InvalidInputError(
-                f"early stop needs inliers >= 1, ratio >= 1 and round_size >= 1; got "
-                f"{self.inliers}, {self.ratio} and {self.round_size}")
+                f"early stop needs inliers >= 1, ratio >= 1 and first_round >= 1; got "
+                f"{self.inliers}, {self.ratio} and {self.first_round}")
 
     def clear_winner(self, inliers: np.ndarray) -> bool:
         """Whether ``(n,) int`` inlier counts of the candidates verified so far (0 for those
@@ -69,7 +77,7 @@ class EarlyStop:
 
 def verify_in_rounds(n: int, verify: Callable[[int, int], Mapping[K, Verification]],
                      stop: EarlyStop | None) -> tuple[dict[K, Verification], int]:
-    """Verify the first ``n`` candidates of a shortlist, in rounds when ``stop`` is given.
+    """Verify the first ``n`` candidates of a shortlist, in two rounds when ``stop`` is given.
 
     Parameters
     ----------
@@ -79,7 +87,9 @@ def verify_in_rounds(n: int, verify: Callable[[int, int], Mapping[K, Verificatio
         ``verify(lo, hi)`` verifies the shortlist's candidates ``lo..hi-1`` and returns those
         that verified (inliers > 0), by any key.
     stop : EarlyStop or None
-        The rule; None verifies all ``n`` in one call.
+        The rule; None verifies all ``n`` in one call, and so does a rule whose first round
+        covers them. Otherwise ``verify(0, first_round)``, then ``verify(first_round, n)``
+        unless the first round has a clear winner.
 
     Returns
     -------
@@ -89,15 +99,12 @@ def verify_in_rounds(n: int, verify: Callable[[int, int], Mapping[K, Verificatio
         How many candidates were verified (``n`` unless the rule stopped early).
     """
     n = max(int(n), 0)
-    if stop is None or n <= int(stop.round_size):
+    if stop is None or n <= int(stop.first_round):
         return (dict(verify(0, n)) if n else {}), n
-    found: dict[K, Verification] = {}
-    step = int(stop.round_size)
-    for lo in range(0, n, step):
-        hi = min(n, lo + step)
-        found.update(verify(lo, hi))
-        if hi < n and stop.clear_winner(np.fromiter((v.inliers for v in found.values()),
-                                                    np.int64, len(found))):
-            logger.debug("verification stopped after %d of %d candidates", hi, n)
-            return found, hi
+    first = int(stop.first_round)
+    found = dict(verify(0, first))
+    if stop.clear_winner(np.fromiter((v.inliers for v in found.values()), np.int64, len(found))):
+        logger.debug("verification stopped after %d of %d candidates", first, n)
+        return found, first
+    found.update(verify(first, n))
     return found, n
