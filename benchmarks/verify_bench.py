@@ -16,6 +16,12 @@ Both must give the same Verification for every candidate (inliers, transform, in
 the report says whether they did. Indexes come from ``benchmarks/.cache/indexes`` (written by
 ``accuracy_bench.py``) or are built from the feature cache.
 
+A second table sweeps ``block_correspondences`` (:func:`vbow.verify.shortlist.verify_shortlist`):
+the batched form scores its candidates' hypotheses in blocks of at most that many
+correspondences. Shortlists of 200 (the default shortlist from 10,000 images up), for the
+``sift`` and ``orb`` presets, each block size alternating per query; every block size must give
+the same Verification for every candidate as one block.
+
 Run: ``python3 benchmarks/verify_bench.py``. Writes ``results/verify.md`` and ``.json``.
 """
 
@@ -37,8 +43,9 @@ from feature_cache import cached_features  # noqa: E402
 from vbow import ImageIndex, get_config  # noqa: E402
 from vbow.eval.evaluate import machine_description  # noqa: E402
 from vbow.query import shortlist_sizes  # noqa: E402
-from vbow.verify.verification import (QueryWords, Verification, fit_consistent,  # noqa: E402
-                                      minimum_support)
+from vbow.verify.shortlist import verify_shortlist  # noqa: E402
+from vbow.verify.verification import (BLOCK_CORRESPONDENCES, QueryWords,  # noqa: E402
+                                      Verification, fit_consistent, minimum_support)
 
 HERE = Path(__file__).resolve().parent
 COMMAND = "python3 benchmarks/verify_bench.py"
@@ -108,8 +115,9 @@ def same(a: dict[int, Verification], b: dict[int, Verification]) -> bool:
     return True
 
 
-def shortlists(index: ImageIndex, queries: list) -> list[tuple]:
-    """Each query's (features, matcher, shortlist ids), as ``QueryPlan.run`` picks them."""
+def shortlists(index: ImageIndex, queries: list, shortlist: int | None = None) -> list[tuple]:
+    """Each query's (features, matcher, shortlist ids), as ``QueryPlan.run`` picks them
+    (``shortlist``: as the search argument of that name)."""
     out = []
     with index.reading() as plan:
         cfg = plan.config
@@ -119,24 +127,31 @@ def shortlists(index: ImageIndex, queries: list) -> list[tuple]:
             allowed = plan.allowed(None)
             fusion = plan.fuse(bow, q.colour, allowed)
             depth, n_verify = shortlist_sizes(cfg, plan.state.n_live, int(allowed.sum()), 10,
-                                              True, None)
+                                              True, shortlist)
             top = plan.verification_order(fusion, fusion.best(depth), n_verify)
             out.append((q.features, QueryWords(bag.assignments, max_fanout=cfg.max_fanout),
                         top[:n_verify]))
     return out
 
 
-def run_protocol(name: str, folder: str, distractors: bool, n_queries: int, rounds: int) -> dict:
+def protocol_index(name: str, folder: str, distractors: bool, preset: str):
+    """The protocol's split and its ``preset`` index (cached, else built from cached features)."""
     split = load_split(DATA, name, folder, distractors)
-    config = get_config("sift")
-    cached = INDEX_CACHE / f"{name}-sift"
+    config = get_config(preset)
+    cached = INDEX_CACHE / f"{name}-{preset}"
     if (cached / "manifest.json").exists():
-        index = ImageIndex.load(cached)
-    else:
-        cat, _ = cached_features(split.cat_paths, config)
-        good = [i for i, f in enumerate(cat) if f is not None]
-        index = ImageIndex(config).fit_features([cat[i] for i in good])
-        index.add_features([cat[i] for i in good], [split.cat_keys[i] for i in good])
+        return split, ImageIndex.load(cached)
+    cat, _ = cached_features(split.cat_paths, config)
+    good = [i for i, f in enumerate(cat) if f is not None]
+    index = ImageIndex(config).fit_features([cat[i] for i in good])
+    index.add_features([cat[i] for i in good], [split.cat_keys[i] for i in good])
+    index.save(cached)
+    return split, index
+
+
+def run_protocol(name: str, folder: str, distractors: bool, n_queries: int, rounds: int) -> dict:
+    split, index = protocol_index(name, folder, distractors, "sift")
+    config = index.config
     pick = np.sort(np.random.default_rng(0).choice(len(split.q_paths),
                                                    min(n_queries, len(split.q_paths)), replace=False))
     qry, _ = cached_features([split.q_paths[i] for i in pick.tolist()], config)
@@ -164,16 +179,64 @@ def run_protocol(name: str, folder: str, distractors: bool, n_queries: int, roun
             "speedup_mean": round(ms["loop"]["mean"] / ms["batched"]["mean"], 2)}
 
 
+#: one block for the whole shortlist
+ONE_BLOCK = 2 ** 62
+BLOCK_SIZES = (BLOCK_CORRESPONDENCES, 2048, 8192, 16384, ONE_BLOCK)
+BLOCK_PROTOCOLS = (("grocery_packages+distractors", "grocery_packages", True),
+                   ("smvs_dvd+distractors", "smvs_dvd", True))
+
+
+def run_blocks(name: str, folder: str, distractors: bool, preset: str, n_queries: int,
+               shortlist: int) -> dict:
+    """Verification time of each block size in :data:`BLOCK_SIZES`, alternating per query."""
+    split, index = protocol_index(name, folder, distractors, preset)
+    pick = np.sort(np.random.default_rng(0).choice(len(split.q_paths),
+                                                   min(n_queries, len(split.q_paths)), replace=False))
+    qry, _ = cached_features([split.q_paths[i] for i in pick.tolist()], index.config)
+    work = shortlists(index, [q for q in qry if q is not None], shortlist)
+    times: dict[int, list[float]] = {b: [] for b in BLOCK_SIZES}
+    equal, candidates, correspondences = True, 0, 0
+    with index.reading() as plan:
+        cfg, store, size = plan.config, plan.state.store, plan.state.catalog.size
+        for i, (features, matcher, docs) in enumerate(work):
+            found = {}
+            for b in (BLOCK_SIZES if i % 2 else BLOCK_SIZES[::-1]):
+                t = time.perf_counter()
+                found[b] = verify_shortlist(features.keypoints, matcher, store, docs,
+                                            np.asarray(size[docs]), model=cfg.model,
+                                            threshold=cfg.ransac_threshold,
+                                            min_inliers=cfg.min_inliers, seed=cfg.random_state,
+                                            block_correspondences=b)
+                times[b].append(time.perf_counter() - t)
+            equal &= all(same(found[b], found[ONE_BLOCK]) for b in BLOCK_SIZES)
+            candidates += docs.size
+            offsets, words, _ = store.gather_words(docs)
+            correspondences += int(matcher.pairs_with_many(offsets, words)[1][-1])
+    mean = {b: float(np.mean(v)) * 1e3 for b, v in times.items()}
+    return {"protocol": name, "preset": preset, "queries": len(work),
+            "candidates_per_query": round(candidates / max(len(work), 1), 1),
+            "correspondences_per_query": round(correspondences / max(len(work), 1)),
+            "ms_mean": {str(b): round(v, 2) for b, v in mean.items()},
+            "ms_p50": {str(b): round(float(np.median(v)) * 1e3, 2) for b, v in times.items()},
+            "ratio_to_one_block": {str(b): round(mean[b] / mean[ONE_BLOCK], 3) for b in BLOCK_SIZES},
+            "identical": bool(equal)}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--block-shortlist", type=int, default=200,
+                    help="shortlist of the block-size sweep")
     ap.add_argument("--out", default=str(HERE / "results"))
     args = ap.parse_args(argv)
     if not DATA.exists():
         sys.exit(f"{DATA} is missing: this benchmark needs the real datasets")
     rows = [run_protocol(n, f, d, args.queries, args.rounds) for n, f, d in PROTOCOLS]
+    block_rows = [run_blocks(n, f, d, preset, args.queries, args.block_shortlist)
+                  for n, f, d in BLOCK_PROTOCOLS for preset in ("sift", "orb")]
     data = {"command": COMMAND, "machine": machine_description(), "rows": rows,
+            "block_sizes": block_rows, "block_shortlist": args.block_shortlist,
             "run_at": time.strftime("%Y-%m-%d %H:%M:%S")}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -194,7 +257,22 @@ def main(argv: list[str] | None = None) -> None:
                      f"× {r['speedup_mean']} | {'yes' if r['identical'] else '**no**'} |")
     lines += ["", "The loop is the form verification had before it was batched, kept in this file "
                   "as the reference; the batched form must give the same Verification for every "
-                  "candidate (inliers, transform, inlier pairs)."]
+                  "candidate (inliers, transform, inlier pairs).",
+              "", "## Block size (`block_correspondences`)", "",
+              f"Shortlists of {args.block_shortlist}, the same queries; the batched form with "
+              "hypotheses scored in blocks of at most this many correspondences, each size "
+              "alternating per query. Mean verification ms per query, and its ratio to one block "
+              f"for the whole shortlist. The default is {BLOCK_CORRESPONDENCES}.", "",
+              "| protocol | preset | queries | candidates / query | correspondences / query | "
+              + " | ".join("one block" if b == ONE_BLOCK else f"{b:,}" for b in BLOCK_SIZES)
+              + " | identical results |",
+              "|---|---|---|---|---|" + "---|" * len(BLOCK_SIZES) + "---|"]
+    for r in block_rows:
+        cells = " | ".join(f"{r['ms_mean'][str(b)]} (× {r['ratio_to_one_block'][str(b)]:.2f})"
+                           for b in BLOCK_SIZES)
+        lines.append(f"| {r['protocol']} | {r['preset']} | {r['queries']} | "
+                     f"{r['candidates_per_query']} | {r['correspondences_per_query']:,} | {cells} | "
+                     f"{'yes' if r['identical'] else '**no**'} |")
     (out / "verify.md").write_text("\n".join(lines) + "\n")
 
 

@@ -23,8 +23,8 @@ from vbow.verify.hypotheses import (ANGLE_TOLERANCE, SCALE_TOLERANCE, ScaleRotat
                                     segment_medians)
 from vbow.verify.keypoint_store import KeypointStore
 from vbow.verify.shortlist import verify_shortlist
-from vbow.verify.verification import (fit_consistent, minimum_support, verify_candidates,
-                                      verify_pair)
+from vbow.verify.verification import (BLOCK_CORRESPONDENCES, fit_consistent, minimum_support,
+                                      verify_candidates, verify_pair)
 
 
 def dense_supporters(q, d, db_size, need, threshold=6.0, tolerance=0.08, max_hypotheses=200,
@@ -92,8 +92,10 @@ def random_candidate(rng, nq, nd, m, inlier_share, upright):
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 6), upright=st.booleans(),
-       model=st.sampled_from(["similarity", "affine", "homography"]))
-def test_batched_candidates_equal_the_dense_form_one_by_one(seed, n, upright, model):
+       model=st.sampled_from(["similarity", "affine", "homography"]),
+       block=st.sampled_from([1, 37, 300, BLOCK_CORRESPONDENCES]))
+def test_batched_candidates_equal_the_dense_form_one_by_one(seed, n, upright, model, block):
+    """... in blocks of any size: one candidate per block, several, or all in one."""
     rng = np.random.default_rng(seed)
     nq = int(rng.integers(20, 120))
     query_kp = None
@@ -105,7 +107,7 @@ def test_batched_candidates_equal_the_dense_form_one_by_one(seed, n, upright, mo
         query_kp = q if query_kp is None else query_kp  # one query for all candidates
         pair_sets.append(pairs)
         db_kps.append(d)
-        sizes.append((300, int(rng.integers(200, 400))))
+        sizes.append((int(rng.integers(60, 1500)), int(rng.integers(60, 1500))))
     # every candidate's pairs refer to the first candidate's query keypoints
     db_offsets = offsets_from_counts(np.array([len(d) for d in db_kps]))
     pair_offsets = offsets_from_counts(np.array([len(p) for p in pair_sets]))
@@ -113,7 +115,9 @@ def test_batched_candidates_equal_the_dense_form_one_by_one(seed, n, upright, mo
     of = np.repeat(np.arange(n), np.diff(pair_offsets))
     batched = verify_candidates(query_kp, all_pairs, pair_offsets,
                                 np.concatenate(db_kps)[db_offsets[of] + all_pairs[:, 1]],
-                                np.array(sizes), model=model, seed=seed % 1000)
+                                np.array(sizes), model=model, seed=seed % 1000,
+                                block_correspondences=block)
+    assert len(batched) == n
     for c in range(n):
         inliers, transform, inlier_pairs = dense_verification(
             query_kp, db_kps[c], pair_sets[c].reshape(-1, 2), sizes[c], model, seed=seed % 1000)
@@ -124,6 +128,14 @@ def test_batched_candidates_equal_the_dense_form_one_by_one(seed, n, upright, mo
             assert batched[c].transform is None
         else:
             np.testing.assert_array_equal(batched[c].transform, transform)
+
+
+@pytest.mark.parametrize("block", [0, -5])
+def test_a_block_size_below_one_is_refused(block):
+    with pytest.raises(InvalidInputError, match="block_correspondences"):
+        verify_candidates(np.zeros((1, 4), np.float32), np.zeros((0, 2), np.int64),
+                          np.zeros(1, np.int64), np.zeros((0, 4), np.float32),
+                          np.zeros((0, 2)), block_correspondences=block)
 
 
 @pytest.mark.parametrize("model", ["similarity", "homography"])

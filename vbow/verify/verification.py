@@ -35,13 +35,13 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from vbow.errors import UnknownOptionError
+from vbow.errors import InvalidInputError, UnknownOptionError
 from vbow.verify.correspondences import QueryWords, word_correspondences
 from vbow.verify.hypotheses import (ScaleRotationBins, best_hypotheses, hypothesis_subsets,
                                     segment_medians)
 
 __all__ = ["Verification", "QueryWords", "word_correspondences", "verify_pair", "MODELS",
-           "verify_candidates", "minimum_support", "fit_consistent"]
+           "verify_candidates", "minimum_support", "fit_consistent", "BLOCK_CORRESPONDENCES"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,10 @@ _MIN_POINTS = {"similarity": 2, "affine": 3, "homography": 4}
 _LOCATION_CELL = 2.0
 #: A candidate's hypotheses share a position tolerance in chunks of this many.
 _TOLERANCE_CHUNK = 64
+#: :func:`verify_candidates` scores candidates in blocks of about this many correspondences,
+#: so that a block's per-correspondence arrays stay in a core's cache; a long shortlist in one
+#: block was measurably slower per candidate (``benchmarks/results/verify.md``).
+BLOCK_CORRESPONDENCES = 4096
 
 
 @dataclass(frozen=True)
@@ -164,12 +168,15 @@ def verify_candidates(query_kp: np.ndarray, pairs: np.ndarray, pair_offsets: np.
                       pair_db_kp: np.ndarray, db_sizes: np.ndarray, *,
                       model: str = "homography", threshold: float = 6.0,
                       hypothesis_tolerance: float = 0.08, max_hypotheses: int = 200,
-                      min_inliers: int = 8, seed: int = 0) -> list[Verification]:
+                      min_inliers: int = 8, seed: int = 0,
+                      block_correspondences: int = BLOCK_CORRESPONDENCES) -> list[Verification]:
     """:func:`verify_pair` for ``n`` candidate images at once, with the same results.
 
-    The hypotheses of every candidate are scored in one batch (:mod:`vbow.verify.hypotheses`);
-    only the candidates whose best hypothesis has enough support reach the robust fit, one
-    OpenCV call each.
+    The hypotheses of consecutive candidates are scored together in blocks of at most
+    ``block_correspondences`` correspondences (a candidate with more is a block of its own;
+    :mod:`vbow.verify.hypotheses`); only the candidates whose best hypothesis has enough
+    support reach the robust fit, one OpenCV call each. A candidate's result depends only on
+    its own correspondences, so the block size changes the speed, never the results.
 
     Parameters
     ----------
@@ -185,6 +192,8 @@ def verify_candidates(query_kp: np.ndarray, pairs: np.ndarray, pair_offsets: np.
         ``(n, 2) int`` width and height of each candidate.
     model, threshold, hypothesis_tolerance, max_hypotheses, min_inliers, seed
         As in :func:`verify_pair`, for every candidate.
+    block_correspondences : int
+        Correspondences scored together at most (``>= 1``), unless one candidate has more.
 
     Returns
     -------
@@ -193,7 +202,37 @@ def verify_candidates(query_kp: np.ndarray, pairs: np.ndarray, pair_offsets: np.
     """
     if model not in MODELS:
         raise UnknownOptionError("geometric model", model, MODELS)
+    if int(block_correspondences) < 1:
+        raise InvalidInputError(f"block_correspondences must be >= 1; got {block_correspondences}")
     pair_offsets = np.asarray(pair_offsets, np.int64)
+    sizes = np.asarray(db_sizes).reshape(-1, 2)
+    out: list[Verification] = []
+    for lo, hi in _blocks(pair_offsets, int(block_correspondences)):
+        first, last = int(pair_offsets[lo]), int(pair_offsets[hi])
+        out += _verify_block(query_kp, pairs[first:last], pair_offsets[lo:hi + 1] - first,
+                             pair_db_kp[first:last], sizes[lo:hi], model, threshold,
+                             hypothesis_tolerance, max_hypotheses, min_inliers, seed)
+    return out
+
+
+def _blocks(pair_offsets: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """``(lo, hi)`` runs of consecutive candidates, each with at most ``limit``
+    correspondences in all or a single candidate, covering ``0..n``."""
+    n = pair_offsets.size - 1
+    runs, lo = [], 0
+    while lo < n:
+        hi = int(np.searchsorted(pair_offsets, pair_offsets[lo] + limit, side="right")) - 1
+        hi = min(max(hi, lo + 1), n)
+        runs.append((lo, hi))
+        lo = hi
+    return runs
+
+
+def _verify_block(query_kp: np.ndarray, pairs: np.ndarray, pair_offsets: np.ndarray,
+                  pair_db_kp: np.ndarray, db_sizes: np.ndarray, model: str, threshold: float,
+                  hypothesis_tolerance: float, max_hypotheses: int, min_inliers: int,
+                  seed: int) -> list[Verification]:
+    """:func:`verify_candidates` for one block (offsets rebased to the block's pairs)."""
     n = pair_offsets.size - 1
     cand_of_pair = np.repeat(np.arange(n, dtype=np.int64), np.diff(pair_offsets))
     q = query_kp[pairs[:, 0]].astype(np.float64)
