@@ -118,8 +118,8 @@ class Config:
         ``early_stop_inliers``: verify the first ``early_stop_round`` candidates of the
         shortlist, and skip the rest when the best of them has at least this many inliers and
         at least ``early_stop_ratio`` times the second best's; otherwise verify the rest in one
-        more batch (:mod:`vbow.verify.rounds`). Skipped candidates keep their fused scores, and
-        a shortlist no longer than the first round is verified in one batch. ``None`` always verifies
+        more call (:mod:`vbow.verify.rounds`). Skipped candidates keep their fused scores, and
+        a shortlist no longer than the first round is verified in one call. ``None`` always verifies
         the whole shortlist (so does ``verify_all=True`` for one search). The defaults, 15,
         1.5 and 32, verify about two thirds of a 100-candidate shortlist on the scale
         benchmark's real queries, with the same recall@1 at 10,000 and 1,000,000 images, and

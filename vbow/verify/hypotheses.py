@@ -1,4 +1,4 @@
-"""Single-correspondence similarity hypotheses, scored for a whole shortlist in one batch.
+"""Single-correspondence similarity hypotheses, scored for many candidates together.
 
 A pair of keypoints with scale and orientation fixes a similarity transform on its own
 (Philbin et al. 2007). A correspondence *supports* hypothesis ``h`` when its log scale ratio is

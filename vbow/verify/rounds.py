@@ -1,22 +1,24 @@
 """Verifying a shortlist in two rounds, and stopping after the first at a clear winner.
 
-Without an :class:`EarlyStop` rule the whole shortlist is verified in one vectorised batch.
-With one, the first ``first_round`` candidates of the shortlist are verified in one batch, and
+Without an :class:`EarlyStop` rule the whole shortlist is verified in one vectorised call.
+With one, the first ``first_round`` candidates of the shortlist are verified in one call, and
 the rest are skipped when the best of them has at least ``inliers`` inliers and at least
 ``ratio`` times the inliers of the second best; otherwise the rest are verified in a second
-batch. Skipped candidates keep their first-stage scores, as candidates that failed verification
-do.
+call (within a call, :func:`vbow.verify.verification.verify_candidates` works in cache-sized
+blocks of candidates). Skipped candidates keep their first-stage scores, as candidates that
+failed verification do.
 
 The rule is checked once, not after every round of a longer series. A query that has no
 clear winner among its first candidates rarely gets one later (multi-product shelf photos,
-objects seen from another side), so further checks would save little, and each batch has a
-fixed cost: at most two keep it low, and a sharded search makes at most two verify scatters
-(:mod:`vbow.distributed.shards`). ``benchmarks/results/scale.md`` gives how many candidates
+objects seen from another side), so further checks would save little, and each call has a
+fixed cost: at most two calls keep it low, and a sharded search makes at most two verify
+scatters (:mod:`vbow.distributed.shards`). ``benchmarks/results/scale.md`` gives how many candidates
 are verified per query.
 
 Each candidate's verification depends only on the query and that candidate
 (:func:`vbow.verify.verification.verify_candidates`), so a candidate verified in either round
-gets exactly what the one batch gives it; the rule changes only which candidates are verified.
+gets exactly what one call for the whole shortlist gives it; the rule changes only which
+candidates are verified.
 """
 
 from __future__ import annotations

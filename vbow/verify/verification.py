@@ -7,7 +7,7 @@
 2. **Hypotheses from single correspondences.** A pair of keypoints with scale and orientation
    fixes a similarity transform on its own (Philbin et al. 2007). Up to ``max_hypotheses`` such
    hypotheses per candidate are scored against its correspondences, counting pairs whose
-   position, scale ratio and rotation agree; all candidates are scored in one batch, and
+   position, scale ratio and rotation agree; the candidates are scored together in blocks, and
    comparisons that cannot matter are skipped exactly (:mod:`vbow.verify.hypotheses`).
 3. **Model fit** (:func:`fit_consistent`). The correspondences consistent with the best
    hypothesis (loose tolerance) are passed to a robust fit of the requested model: OpenCV's USAC
