@@ -387,11 +387,11 @@ NOTES = """## Notes
   a little more per posting read at 1M than at 100k: the per-image score array (4 MB) no
   longer fits the 2 MB L2 cache, so the scattered adds into it slow down, while gathering the
   postings and weighting them grow linearly.
-- **Re-ranking.** The shortlist is verified in at most two rounds, each in one
-  batch (`vbow/verify/shortlist.py`: the correspondences, hypotheses and bounds of all its
-  candidates at once, then one robust fit per candidate that can pass): the first 32
-  candidates, then the rest unless one of the 32 is clearly verified
-  (`vbow/verify/rounds.py`; see "Early stop in verification"). `stage_ms_mean_rerank` in `scale.json` gives the re-rank stage: it
+- **Re-ranking.** The shortlist is verified in at most two rounds
+  (`vbow/verify/shortlist.py`: the correspondences of all of a round's candidates at once,
+  their hypotheses and bounds in blocks of at most 4,096 correspondences, then one robust fit
+  per candidate that can pass): the first 32 candidates, then the rest unless one of the 32 is
+  clearly verified (`vbow/verify/rounds.py`; see "Early stop in verification"). `stage_ms_mean_rerank` in `scale.json` gives the re-rank stage: it
   also re-scores the query expanded with the verified images' words, so the stage mean grows
   with the catalog although the shortlist does not. Where the postings budget reads every
   word of the expanded query (10,000 and 100,000 images), only the verified images' words are
