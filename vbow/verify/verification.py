@@ -52,9 +52,10 @@ _MIN_POINTS = {"similarity": 2, "affine": 3, "homography": 4}
 _LOCATION_CELL = 2.0
 #: A candidate's hypotheses share a position tolerance in chunks of this many.
 _TOLERANCE_CHUNK = 64
-#: :func:`verify_candidates` scores candidates in blocks of about this many correspondences,
-#: so that a block's per-correspondence arrays stay in a core's cache; a long shortlist in one
-#: block was measurably slower per candidate (``benchmarks/results/verify.md``).
+#: :func:`verify_candidates` scores candidates in blocks of at most this many correspondences
+#: (a candidate with more is a block of its own), so that a block's per-correspondence arrays
+#: stay in a core's cache; a long shortlist in one block was measurably slower per candidate
+#: (``benchmarks/results/verify.md``).
 BLOCK_CORRESPONDENCES = 4096
 
 
