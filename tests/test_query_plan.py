@@ -57,7 +57,7 @@ def _expanded(index, query, expand, *, reuse):
         allowed = plan.allowed(None)
         top, final, fusion = plan.expanded_ranking(bag, query.colour, expand, {}, allowed,
                                                    len(index), query_bow=bow if reuse else None)
-        return top, final, fusion.bow, plan.reads_every_posting(bag.words, bag.weights)
+        return top, final, fusion.bow, plan.reads_every_posting(bag.words)
 
 
 @given(photo=st.integers(0, 23), picks=st.lists(st.integers(0, 11), min_size=1, max_size=3,

@@ -197,22 +197,19 @@ class QueryPlan:
             words, weights, self.state.idf, max_postings=cfg.max_postings, signatures=signatures,
             kernel=kernel, threads=cfg.query_threads)[0]
 
-    def reads_every_posting(self, words: np.ndarray, weights: np.ndarray) -> bool:
-        """Whether :meth:`score` reads every posting of the bag ``(words, weights)`` (``(m,)``
-        each): no postings budget, or one that the bag's postings fit in."""
-        if self.config.max_postings is None:
-            return True
-        chosen = self.state.postings.select_words(words, weights, self.state.idf,
-                                                  self.config.max_postings)
-        return chosen.size == np.size(words)
+    def reads_every_posting(self, words: np.ndarray) -> bool:
+        """Whether :meth:`score` reads every posting of a bag of the ``(m,) int`` words: no
+        postings budget, a bag of at most one word, or one whose postings fit in the budget
+        (the rule of :meth:`InvertedIndex.select_words`, without ranking the words)."""
+        budget = self.config.max_postings
+        return budget is None or np.size(words) <= 1 or \
+            int(self.state.postings.postings_lengths(words).sum()) <= budget
 
     def postings_read(self, bag: QueryBag) -> int:
         """How many postings :meth:`score` reads for ``bag`` (under ``config.max_postings``)."""
         postings = self.state.postings
         chosen = postings.select_words(bag.words, bag.weights, self.state.idf, self.config.max_postings)
-        words = np.asarray(bag.words)[chosen]
-        return int(sum(int(np.sum(s.word_offsets[words + 1] - s.word_offsets[words]))
-                       for s in postings.segments))
+        return int(postings.postings_lengths(np.asarray(bag.words)[chosen]).sum())
 
     def allowed(self, where: Where) -> np.ndarray:
         """``(n,) bool`` live images passing the metadata filter."""
@@ -306,7 +303,7 @@ class QueryPlan:
         uniq, inverse = np.unique(np.concatenate(parts_w), return_inverse=True)
         summed = np.bincount(inverse, weights=np.concatenate(parts_v)).astype(np.float32)
         norm = max(float(np.linalg.norm(summed)), 1e-12)
-        if query_bow is not None and self.reads_every_posting(uniq, summed):
+        if query_bow is not None and self.reads_every_posting(uniq):
             docs, inverse = np.unique(np.concatenate(parts_w[1:]), return_inverse=True)
             doc_part = np.bincount(inverse, weights=np.concatenate(parts_v[1:])).astype(np.float32)
             bow = self.score(docs.astype(np.int32), doc_part)

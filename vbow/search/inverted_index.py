@@ -421,6 +421,14 @@ class InvertedIndex:
         """
         return self.score_query(words, weights, idf, max_postings=max_postings)[0]
 
+    def postings_lengths(self, words: np.ndarray) -> np.ndarray:
+        """``(m,) int64`` postings of each of the ``(m,) int`` words, over all segments."""
+        words = np.asarray(words, dtype=np.int64)
+        lengths = np.zeros(words.shape[0], dtype=np.int64)
+        for seg in self.segments:
+            lengths += seg.word_offsets[words + 1] - seg.word_offsets[words]
+        return lengths
+
     def select_words(self, words: np.ndarray, weights: np.ndarray, idf: np.ndarray,
                      max_postings: int | None) -> np.ndarray:
         """Indices into ``words`` of the query words read under a postings budget.
@@ -432,9 +440,7 @@ class InvertedIndex:
         words = np.asarray(words, dtype=np.int64)
         if max_postings is None or words.size == 0:
             return np.arange(words.shape[0])
-        lengths = np.zeros(words.shape[0], dtype=np.int64)
-        for seg in self.segments:
-            lengths += seg.word_offsets[words + 1] - seg.word_offsets[words]
+        lengths = self.postings_lengths(words)
         if int(lengths.sum()) <= max_postings:
             return np.arange(words.shape[0])
         order = np.argsort(-(np.asarray(weights, np.float64) * idf[words]), kind="stable")

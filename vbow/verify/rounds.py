@@ -8,12 +8,11 @@ call (within a call, :func:`vbow.verify.verification.verify_candidates` works in
 blocks of candidates). Skipped candidates keep their first-stage scores, as candidates that
 failed verification do.
 
-The rule is checked once, not after every round of a longer series. A query that has no
-clear winner among its first candidates rarely gets one later (multi-product shelf photos,
-objects seen from another side), so further checks would save little, and each call has a
-fixed cost: at most two calls keep it low, and a sharded search makes at most two verify
-scatters (:mod:`vbow.distributed.shards`). ``benchmarks/results/scale.md`` gives how many candidates
-are verified per query.
+The rule is checked once, not after every round of a longer series. Further checks would
+let a query whose clear winner comes later stop earlier, but each call has a fixed cost, and a
+sharded search makes one verify scatter per call (:mod:`vbow.distributed.shards`); checking
+once bounds both at two. ``benchmarks/results/scale.md`` gives how many queries stop after the
+first round and how many candidates are verified per query.
 
 Each candidate's verification depends only on the query and that candidate
 (:func:`vbow.verify.verification.verify_candidates`), so a candidate verified in either round

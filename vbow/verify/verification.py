@@ -233,7 +233,8 @@ def _verify_block(query_kp: np.ndarray, pairs: np.ndarray, pair_offsets: np.ndar
                   pair_db_kp: np.ndarray, db_sizes: np.ndarray, model: str, threshold: float,
                   hypothesis_tolerance: float, max_hypotheses: int, min_inliers: int,
                   seed: int) -> list[Verification]:
-    """:func:`verify_candidates` for one block (offsets rebased to the block's pairs)."""
+    """:func:`verify_candidates` for one block (offsets rebased to the block's pairs;
+    ``db_sizes`` an ``(n, 2)`` array)."""
     n = pair_offsets.size - 1
     cand_of_pair = np.repeat(np.arange(n, dtype=np.int64), np.diff(pair_offsets))
     q = query_kp[pairs[:, 0]].astype(np.float64)
@@ -244,7 +245,7 @@ def _verify_block(query_kp: np.ndarray, pairs: np.ndarray, pair_offsets: np.ndar
     hyp, hyp_cand = hypothesis_subsets(pair_offsets, need, max_hypotheses, seed)
     # position tolerance grows with the hypothesis scale (catalog pixels mapped to query
     # pixels): the median over chunks of 64 hypotheses of a candidate, at least `threshold`
-    longer_side = np.max(np.asarray(db_sizes, np.float64).reshape(n, 2), axis=1)
+    longer_side = np.max(db_sizes.astype(np.float64), axis=1)
     first = np.searchsorted(hyp_cand, hyp_cand, side="left")
     chunk = hyp_cand * (max_hypotheses // _TOLERANCE_CHUNK + 2) + \
         (np.arange(hyp.size) - first) // _TOLERANCE_CHUNK
@@ -261,7 +262,7 @@ def _verify_block(query_kp: np.ndarray, pairs: np.ndarray, pair_offsets: np.ndar
             continue
         consistent = np.zeros(hi - lo, bool)
         consistent[supporters[c] - lo] = True
-        w, h = (int(x) for x in np.asarray(db_sizes).reshape(n, 2)[c])
+        w, h = (int(x) for x in db_sizes[c])
         out.append(fit_consistent(q[lo:hi], d[lo:hi], pairs[lo:hi], consistent, (w, h), model,
                                   threshold, min_inliers))
     return out
