@@ -20,6 +20,10 @@ Commands::
     python3 benchmarks/dask_bench.py build
     python3 benchmarks/dask_bench.py resume
     python3 benchmarks/dask_bench.py shards --n 100000
+
+A ``shards`` run keeps the runs it replaces under ``earlier_runs`` in its JSON
+(:mod:`results_history`), and its Markdown shows them; ``--report-only`` rewrites the Markdown
+from the JSON, for example after writing a run's ``reading`` there.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from results_history import carry_history, earlier_runs, run_stamp  # noqa: E402
 DATASETS = HERE.parent.parent / "shared" / "datasets"
 RESULTS = HERE / "results"
 WORK = Path(os.environ.get("VBOW_DASK_WORK", "/tmp/issue14-dask-bench"))
@@ -62,10 +67,12 @@ def real_entries(n: int):
     return entries[:n]
 
 
-def write(name: str, md: str, data: dict) -> None:
+def write(name: str, md: str, data: dict | None) -> None:
+    """Write ``results/<name>.md`` and, unless ``data`` is None, ``results/<name>.json``."""
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.md").write_text(md)
-    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1) + "\n")
+    if data is not None:
+        (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1) + "\n")
     print(md)
 
 
@@ -321,7 +328,15 @@ run to the end ({t_final:.1f} s, {len(started)} batches left to build).
 
 
 # ----------------------------------------------------------------------------------- shards
+def shards_tag(args) -> str:
+    return f"{args.n}" + (f"-w{args.n_words}" if args.n_words else "")
+
+
 def bench_shards(args) -> None:
+    if args.report_only:
+        name = f"dask_shards_{shards_tag(args)}"
+        write(name, render_shards(json.loads((RESULTS / f"{name}.json").read_text())), None)
+        return
     from distributed import Client, LocalCluster
 
     import vbow
@@ -334,7 +349,7 @@ def bench_shards(args) -> None:
     overrides = {}
     if args.n_words:
         overrides = {"n_words": args.n_words, "max_training_descriptors": args.training_descriptors}
-    tag = f"{args.n}" + (f"-w{args.n_words}" if args.n_words else "")
+    tag = shards_tag(args)
     bundle = root / f"catalog-{tag}.vbow"
     stats = real_stats("sift", **overrides)
     t = time.perf_counter()
@@ -415,37 +430,76 @@ def bench_shards(args) -> None:
             "equal_results": same,
             "max_abs_score_difference": max(score_err) if score_err else None,
             "load_average_at_start": load_start}
-    rows = "\n".join(f"| {k} | {v['p50_ms']} | {v['p95_ms']} |" for k, v in summary.items())
-    md = f"""# Sharded search: {args.shards} shards of the scale catalog ({args.n:,} images, {data['n_words']:,} words)
+    data.update(run_stamp(HERE.parent))
+    if args.label:
+        data["label"] = args.label
+    if args.reading:
+        data["reading"] = Path(args.reading).read_text().strip()
+    data = carry_history(RESULTS / f"dask_shards_{tag}.json", data)
+    write(f"dask_shards_{tag}", render_shards(data), data)
+
+
+_MODE_WORDS = {"no_rerank": "without re-ranking", "rerank": "with",
+               "rerank_verify_all": "with `verify_all=True`"}
+
+
+def _latency_table(data: dict) -> str:
+    rows = "\n".join(f"| {k} | {v['p50_ms']} | {v['p95_ms']} |" for k, v in data["latency"].items())
+    return f"| search | p50 ms | p95 ms |\n|---|---|---|\n{rows}"
+
+
+def _equal_line(data: dict) -> str:
+    same = data["equal_results"]
+    return ", ".join(f"**{n} / {data['queries']}** {_MODE_WORDS.get(m, m)}" for m, n in same.items())
+
+
+def _provenance(data: dict) -> str:
+    when = ", ".join(x for x in (data.get("run_at"), data.get("commit") and f"commit {data['commit']}",
+                                 data.get("stored_in") and f"result committed in {data['stored_in']}") if x)
+    return f"`{data['command']}`; {data['machine']}" + (f"; {when}" if when else "")
+
+
+def render_shards(data: dict) -> str:
+    """The Markdown report of one ``shards`` result JSON, its earlier runs included."""
+    n, shards, hop = data["n_images"], data["n_shards"], data["extra_hop"]
+    hops = ", ".join(f"p50 {h['p50_ms']} ms / p95 {h['p95_ms']} ms {_MODE_WORDS.get(m, m)}"
+                     for m, h in hop.items())
+    md = f"""# Sharded search: {shards} shards of the scale catalog ({n:,} images, {data['n_words']:,} words)
 
 Command: `{data['command']}`  
-Machine: {data['machine']}; load average at the start {load_start}
-
-The scale benchmark's catalog ({args.n:,} images: the 4,269 real catalog images, the rest synthetic,
-`benchmarks/synthetic_catalog.py`) saved as one bundle, split by key hash into {args.shards} shards
-(`vbow.distributed.shards.split_index`, {t_split:.0f} s) held by 2 LocalCluster worker processes
-({args.shards // 2} shards each, as actors on memory-mapped bundles). {len(feats)} real query photos (smvs_dvd + grocery, features from
+Machine: {data['machine']}; load average at the start {data['load_average_at_start']}  
+""" + (f"Run: {_provenance(data).split('; ', 2)[-1]}\n" if data.get("run_at") else "") + f"""
+The scale benchmark's catalog ({n:,} images: the 4,269 real catalog images, the rest synthetic,
+`benchmarks/synthetic_catalog.py`) saved as one bundle, split by key hash into {shards} shards
+(`vbow.distributed.shards.split_index`, {data['split_seconds']:.0f} s) held by 2 LocalCluster worker processes
+({shards // 2} shards each, as actors on memory-mapped bundles). {data['queries']} real query photos (smvs_dvd + grocery, features from
 the cache), each searched on the single index and on the shards, alternately; the first 5 are left out of
-the percentiles. Re-ranking verifies a shortlist of {args.shortlist}.
+the percentiles. Re-ranking verifies a shortlist of {data['rerank_shortlist']}.
 
-| search | p50 ms | p95 ms |
-|---|---|---|
-{rows}
+{_latency_table(data)}
 
 - results equal to the single index (same top-10 keys in the same order, every shard answering):
-  **{same['no_rerank']} / {len(feats)}** without re-ranking, **{same['rerank']} / {len(feats)}** with,
-  **{same['rerank_verify_all']} / {len(feats)}** with `verify_all=True`; largest score difference
-  {data['max_abs_score_difference']}
-- the extra hop (sharded − single): p50 {hop['no_rerank']['p50_ms']} ms / p95 {hop['no_rerank']['p95_ms']} ms
-  without re-ranking, p50 {hop['rerank']['p50_ms']} ms / p95 {hop['rerank']['p95_ms']} ms with,
-  p50 {hop['rerank_verify_all']['p50_ms']} ms / p95 {hop['rerank_verify_all']['p95_ms']} ms with
-  `verify_all=True`. Re-ranking verifies the first 32 candidates of the shortlist, and the
-  rest in a second round unless one of them is a clear winner (`Config.early_stop_inliers`);
-  on shards each round is one scatter to the owning shards, and `verify_all=True` verifies
-  the whole shortlist in one scatter
-- bytes per shard: {', '.join(f'{b / 2**20:.0f} MiB' for b in shard_bytes)}
+  {_equal_line(data)}; largest score difference {data['max_abs_score_difference']}
+- the extra hop (sharded − single): {hops}. Re-ranking verifies the first 32 candidates of the
+  shortlist, and the rest in a second round unless one of them is a clear winner
+  (`Config.early_stop_inliers`); on shards each round is one scatter to the owning shards, and
+  `verify_all=True` verifies the whole shortlist in one scatter
+- bytes per shard: {', '.join(f'{b / 2**20:.0f} MiB' for b in data['shard_bytes'])}
 """
-    write(f"dask_shards_{tag}", md, data)
+    if data.get("reading"):
+        md += f"\n**Reading this run.** {data['reading']}\n"
+    older = earlier_runs(data)
+    if older:
+        md += ("\n## Earlier runs of this command\n\nNewest first. Each is the JSON file of that run, "
+               "kept under `earlier_runs` in this file's JSON (the benchmark moves the file's run "
+               "there before it writes a new one); a run's `reading` is what was written about it.\n")
+    for run in older:
+        title = run.get("label") or run.get("run_at") or "an earlier run"
+        md += f"\n### {title[:1].upper() + title[1:]}\n\n{_provenance(run)}\n\n{_latency_table(run)}\n\n"
+        md += f"Equal to the single index: {_equal_line(run)}.\n"
+        if run.get("reading"):
+            md += f"\n{run['reading']}\n"
+    return md
 
 
 def bench_hop(args) -> None:
@@ -548,6 +602,11 @@ def main() -> None:
     s.add_argument("--n-words", type=int, default=0,
                    help="a smaller vocabulary than the preset's (0: the preset's)")
     s.add_argument("--training-descriptors", type=int, default=300_000)
+    s.add_argument("--label", help="what distinguishes this run (shown when a later run keeps it)")
+    s.add_argument("--reading", metavar="FILE",
+                   help="Markdown: what this run shows (or edit `reading` in the JSON and use --report-only)")
+    s.add_argument("--report-only", action="store_true",
+                   help="rewrite the Markdown from the JSON of the last run, without running anything")
     h = sub.add_parser("hop")
     h.add_argument("--products", type=int, default=40)
     h.add_argument("--n-words", type=int, default=1024)
