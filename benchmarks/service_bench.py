@@ -393,8 +393,8 @@ def write_report(out: dict) -> None:
               "of the shared lock) + index (remove + add_features under the exclusive lock)).", "",
               "Notes: the target ratio holds because the service adds only multipart parsing, JSON and a "
               f"thread hop to a search whose in-process p50 is {o['in_process_ms']['p50']} ms here. Throughput barely grows with "
-              "clients because the 2 cores were already shared with other jobs (see the load average); "
-              "latency grows with the queue. A write waits for the exclusive lock: it lets in-flight "
+              "clients: one search already keeps both cores busy (OpenCV's and OpenBLAS's own threads; "
+              "`threads.md` measures it), so more clients queue, and latency grows with the queue. A write waits for the exclusive lock: it lets in-flight "
               "searches finish and holds new ones back meanwhile, which is what keeps every search from "
               "seeing half a replace; `lock_wait` and `index` above split `apply`.", "",
               f"Run took {out['seconds']} s. Server start (load {out['catalog']['images']} images, memory-mapped): "
