@@ -206,13 +206,14 @@ NOTES = """## Reading the numbers
   (about 1.3 GB/s per core on this machine), shared between threads when there are several
   files. The structural checks read the postings, keypoint words and string tables once, in
   4M-element chunks.
-- **Both opens exceed 1 s at 1M here**, on a machine shared by about 8 engineers (the load
-  average above): the checks are bandwidth-bound passes (CRC over all 5.5 GB; the
-  structural checks read the postings once, 1.4 GB, plus the string tables and the
-  vocabulary; the kp word ids are not read because a uint16 array cannot exceed a
-  65,536-word vocabulary). At zlib's 1.33 GB/s per core (one 256 MiB buffer, measured at a quieter
-  moment of the same session), the CRC
-  alone costs about 2 s on 2 threads for 5.5 GB: over 1 s on any machine like this one.
+- **The checked open exceeds 1 s at 1M images.** The checks are bandwidth-bound passes: the
+  CRC over all 5.5 GB, and the structural checks, which read the postings once (1.4 GB) plus
+  the string tables and the vocabulary (the kp word ids are not read, because a uint16 array
+  cannot exceed a 65,536-word vocabulary). zlib's CRC-32 runs at 1.3-1.8 GB/s per core on
+  these hosts, so the CRC alone takes 1.5-2 s on 2 threads for 5.5 GB: over 1 s on any
+  machine like this one. The fast open skips only the CRC; whether it stays under 1 s
+  depends on the host's memory bandwidth and load (0.80 s on an idle Intel Xeon host on
+  2026-12-07, 3.9 s on an AMD EPYC host at load average 30 on 2026-12-02).
 - **Choice above 1 s at 1M images.** The options were (a) a faster hash (xxHash3 or hardware
   CRC-32C, about 10x zlib's CRC-32, but a new dependency and a format change), (b) verifying
   lazily or in the background (a query could then run on unverified pages, which is what
