@@ -19,12 +19,14 @@ __all__ = ["carry_history", "run_stamp", "earlier_runs"]
 
 def run_stamp(repo: Path) -> dict:
     """``{"run_at": local time, "commit": short hash}`` of the checkout at ``repo``; the commit
-    ends in ``+changes`` when tracked files differ from it, and is ``None`` outside git."""
+    ends in ``+changes`` when tracked files other than ``benchmarks/results`` (which runs
+    rewrite) differ from it, and is ``None`` outside git."""
     stamp = {"run_at": time.strftime("%Y-%m-%d %H:%M"), "commit": None}
     try:
         head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "diff", "--quiet", "HEAD", "--"],
+        dirty = subprocess.run(["git", "-C", str(repo), "diff", "--quiet", "HEAD", "--", ".",
+                                ":(exclude)benchmarks/results"],
                                capture_output=True).returncode != 0
         stamp["commit"] = head + ("+changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
