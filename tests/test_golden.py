@@ -39,7 +39,7 @@ def test_golden_bundle_loads_and_finds_its_products(bundle, mmap):
 @pytest.mark.parametrize("bundle", GOLDEN, ids=[p.name for p in GOLDEN])
 def test_settings_missing_from_an_old_bundle_keep_how_it_was_built(bundle):
     """Extraction settings added later (upscaling, colour backdrop suppression, soft
-    colour bins) default to
+    colour bins, colour bands) default to
     'off' for a bundle written before them, so its queries are described as its images were."""
     saved = json.loads((bundle / "manifest.json").read_text())["config"]
     index = vbow.ImageIndex.load(bundle)
@@ -49,6 +49,8 @@ def test_settings_missing_from_an_old_bundle_keep_how_it_was_built(bundle):
         assert index.config.colour.border_suppression == 0
     if "soft_binning" not in saved.get("colour", {}):
         assert index.config.colour.soft_binning is False
+    if "bands" not in saved.get("colour", {}):
+        assert index.config.colour.bands == 0
     for name, value in saved.get("colour", {}).items():
         assert getattr(index.config.colour, name) == value
     for name, value in saved.items():

@@ -729,3 +729,18 @@ def test_fused_scores_agree_with_a_dense_recomputation(sift_index, catalog, monk
             assert got[key] == pytest.approx(expected[i], abs=1e-4), key
         scores = [m.score for m in r.matches]
         assert scores == sorted(scores, reverse=True)
+
+
+def test_banded_colour_index_saves_loads_and_answers_the_same(catalog, tmp_path):
+    """An index whose colour signatures have bands stores the longer signatures, and its
+    bundle passes the structural checks (which size the colour array from the settings)."""
+    index = vbow.ImageIndex("sift", n_words=256, n_jobs=1, colour={"bands": 3})
+    index.build(catalog.products[:4], keys=["a", "b", "c", "d"])
+    loaded = vbow.ImageIndex.load(index.save(tmp_path / "banded.vbow"), verify_checksums=True)
+    assert loaded.config.colour.bands == 3
+    assert loaded.describe(catalog.photos[0].image).colour.shape == (4 * 224,)
+    for photo in catalog.photos[:6]:
+        a, b = index.search(photo.image, top_k=4), loaded.search(photo.image, top_k=4)
+        assert a.keys == b.keys
+        np.testing.assert_allclose([m.colour_score for m in a], [m.colour_score for m in b],
+                                   atol=1e-6)

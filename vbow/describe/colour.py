@@ -10,6 +10,16 @@ are weighted by a Gaussian centred on the image (products sit near the middle of
 shots and shopper photos; the borders are mostly background). The histogram ``p`` is stored as
 ``sqrt(p)``, so the Bhattacharyya coefficient ``sum(sqrt(p * q))`` between two images is a plain
 dot product, in ``[0, 1]``.
+
+With ``bands`` the signature also says where the colours are, up and down the product: it
+appends one histogram per horizontal band, each a sqrt histogram scaled so that the bands carry
+``band_share`` of the signature's unit norm. The similarity is then
+``(1 - band_share) * global + band_share * mean over bands``, each a Bhattacharyya coefficient.
+Bands are placed on the product's own vertical extent (the mean and standard deviation of the
+row position under the pixel weights, so after the backdrop is suppressed), not on the frame,
+and a pixel's weight is shared linearly between the two nearest band centres. Upright products
+keep their vertical layout under a turn of the product or of the camera about the vertical
+axis, where the left-right layout changes completely.
 """
 
 from __future__ import annotations
@@ -86,6 +96,11 @@ class ColourHistogram:
     soft_binning : bool
         Share each pixel between neighbouring bins (see the module doc); ``False`` counts it in
         one bin.
+    bands : int
+        Horizontal bands described on top of the whole image (see the module doc); 0 (or 1,
+        which adds nothing) keeps the global histogram alone.
+    band_share : float
+        Share of the similarity, in ``[0, 1]``, that the bands carry when ``bands >= 2``.
     """
 
     hue_bins: int = 24
@@ -98,10 +113,29 @@ class ColourHistogram:
     border_width: float = 0.06
     border_suppression: float = 1.0
     soft_binning: bool = True
+    bands: int = 0
+    band_share: float = 0.5
+
+    def __post_init__(self) -> None:
+        if isinstance(self.bands, bool) or not isinstance(self.bands, int) or self.bands < 0:
+            raise InvalidInputError(f"bands must be an integer >= 0; got {self.bands!r}")
+        if not 0.0 <= float(self.band_share) <= 1.0:
+            raise InvalidInputError(f"band_share must be in [0, 1]; got {self.band_share!r}")
+
+    @property
+    def histogram_bins(self) -> int:
+        """Bins of one histogram (the whole image's, or one band's)."""
+        return self.hue_bins * self.saturation_bins * self.value_bins + self.grey_bins
+
+    @property
+    def n_bands(self) -> int:
+        """Band histograms in the signature (``bands``, or 0 when it is below 2)."""
+        return self.bands if self.bands >= 2 else 0
 
     @property
     def n_bins(self) -> int:
-        return self.hue_bins * self.saturation_bins * self.value_bins + self.grey_bins
+        """Length of the signature: the whole image's histogram, then one per band."""
+        return self.histogram_bins * (1 + self.n_bands)
 
     def get_params(self) -> dict:
         return dict(self.__dict__)
@@ -118,7 +152,7 @@ class ColourHistogram:
         -------
         np.ndarray
             ``(n_bins,) float32`` square roots of the weighted histogram's probabilities (unit L2
-            norm).
+            norm); with bands, the band histograms follow, scaled as the module doc says.
         """
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or \
                 image.dtype != np.uint8:
@@ -145,22 +179,64 @@ class ColourHistogram:
             weights = np.ones(h * w)
         if self.border_suppression > 0:
             weights = weights * self._background_weights(bins.reshape(h, w))
-        if self.soft_binning:
-            hist = self._soft_histogram(hue, sat, val, weights)
-        else:
-            hist = np.bincount(bins, weights=weights, minlength=self.n_bins).astype(np.float64)
-        hist /= max(hist.sum(), 1e-12)
-        return np.sqrt(hist).astype(np.float32)
+        fine = self._fine_bins(hue, sat, val) if self.soft_binning else None
 
-    def _soft_histogram(self, hue: np.ndarray, sat: np.ndarray, val: np.ndarray,
-                        weights: np.ndarray) -> np.ndarray:
-        """``(n_bins,) float64`` linearly interpolated histogram of ``(p,) int32`` HSV pixels."""
+        def sqrt_histogram(pixel_weights: np.ndarray) -> np.ndarray:
+            if fine is not None:
+                hist = self._pool(np.bincount(fine, weights=pixel_weights,
+                                              minlength=self._n_fine))
+            else:
+                hist = np.bincount(bins, weights=pixel_weights,
+                                   minlength=self.histogram_bins).astype(np.float64)
+            return np.sqrt(hist / max(hist.sum(), 1e-12))
+
+        whole = sqrt_histogram(weights)
+        if not self.n_bands:
+            return whole.astype(np.float32)
+        share = float(self.band_share)
+        parts = [whole * np.sqrt(1.0 - share)]
+        parts += [sqrt_histogram(weights * m) * np.sqrt(share / self.n_bands)
+                  for m in self._band_memberships(weights, h, w)]
+        return np.concatenate(parts).astype(np.float32)
+
+    def _band_memberships(self, weights: np.ndarray, h: int, w: int) -> list[np.ndarray]:
+        """``n_bands`` arrays of ``(h * w,)`` per-pixel band memberships (summing to 1).
+
+        Band centres sit at ``-1 .. 1`` standard deviations of the weighted row position
+        around its weighted mean; a pixel is shared linearly between the two nearest centres,
+        and pixels beyond the outer centres belong to the outer bands.
+        """
+        rows = (np.arange(h, dtype=np.float64) + 0.5) / h
+        row_mass = weights.reshape(h, w).sum(axis=1)
+        total = max(float(row_mass.sum()), 1e-12)
+        mean = float(row_mass @ rows) / total
+        sd = np.sqrt(float(row_mass @ (rows - mean) ** 2) / total) + 1e-6
+        # position of each row in band units: 0 at the top band's centre, n - 1 at the bottom's
+        at = np.clip(((rows - mean) / sd + 1.0) * (self.n_bands - 1) / 2.0, 0, self.n_bands - 1)
+        lower = np.minimum(np.floor(at).astype(np.int64), self.n_bands - 2)
+        frac = at - lower
+        out = []
+        for b in range(self.n_bands):
+            by_row = np.where(lower == b, 1.0 - frac, 0.0) + np.where(lower + 1 == b, frac, 0.0)
+            out.append(np.repeat(by_row, w))
+        return out
+
+    @property
+    def _n_fine(self) -> int:
+        return (self.hue_bins * self.saturation_bins * self.value_bins * _FINE ** 3
+                + self.grey_bins * _FINE)
+
+    def _fine_bins(self, hue: np.ndarray, sat: np.ndarray, val: np.ndarray) -> np.ndarray:
+        """``(p,)`` cell of each ``(p,) int32`` HSV pixel on the grid ``_FINE`` times finer."""
         nh, ns, nv, ng = (self.hue_bins * _FINE, self.saturation_bins * _FINE,
                           self.value_bins * _FINE, self.grey_bins * _FINE)
         chroma = ((hue * nh >> 8) * ns + (sat * ns >> 8)) * nv + (val * nv >> 8)
         grey = nh * ns * nv + (val * ng >> 8)
-        fine = np.bincount(np.where(sat < self.grey_saturation * 256, grey, chroma),
-                           weights=weights, minlength=nh * ns * nv + ng)
+        return np.where(sat < self.grey_saturation * 256, grey, chroma)
+
+    def _pool(self, fine: np.ndarray) -> np.ndarray:
+        """The fine grid's ``(_n_fine,)`` histogram pooled on the bins by interpolation."""
+        nh, ns, nv = self.hue_bins * _FINE, self.saturation_bins * _FINE, self.value_bins * _FINE
         cube = fine[:nh * ns * nv].reshape(nh, ns, nv)
         cube = np.tensordot(_pooling(self.hue_bins, True), cube, axes=([0], [0]))
         cube = np.tensordot(cube, _pooling(self.saturation_bins, False), axes=([1], [0]))
@@ -174,7 +250,7 @@ class ColourHistogram:
         m = max(1, round(self.border_width * min(h, w)))
         frame = np.concatenate([bins[:m].ravel(), bins[-m:].ravel(),
                                 bins[m:-m, :m].ravel(), bins[m:-m, -m:].ravel()])
-        share = np.bincount(frame, minlength=self.n_bins) / max(frame.size, 1)
+        share = np.bincount(frame, minlength=self.histogram_bins) / max(frame.size, 1)
         weights = (1.0 - share[bins.reshape(-1)]) ** self.border_suppression
         # a floor keeps an image that is all backdrop (or all one colour) describable
         return np.maximum(weights, _MIN_PIXEL_WEIGHT)

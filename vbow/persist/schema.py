@@ -42,7 +42,7 @@ _VOCAB_CLASSES = {"kmeans": KMeansVocabulary, "hamming": HammingVocabulary}
 #: Settings added after the first bundles were written, with the value that reproduces how
 #: those bundles were built (a bundle without the key predates the setting).
 _LEGACY_SETTINGS = {"min_side": 0}
-_LEGACY_COLOUR_SETTINGS = {"border_suppression": 0.0, "soft_binning": False}
+_LEGACY_COLOUR_SETTINGS = {"border_suppression": 0.0, "soft_binning": False, "bands": 0}
 
 
 def _with_legacy_defaults(settings: Mapping[str, Any]) -> dict[str, Any]:

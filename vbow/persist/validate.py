@@ -205,8 +205,10 @@ class _Checker:
         parts = {}
         for key in ("hue_bins", "saturation_bins", "value_bins", "grey_bins"):
             parts[key] = self.field(colour, key, int, f"config.colour.{key}", 0)
-        return parts["hue_bins"] * parts["saturation_bins"] * parts["value_bins"] + \
-            parts["grey_bins"]
+        # bundles from before banded signatures have no "bands": one histogram
+        bands = self.field(colour, "bands", int, "config.colour.bands", 0) if "bands" in colour else 0
+        return (parts["hue_bins"] * parts["saturation_bins"] * parts["value_bins"]
+                + parts["grey_bins"]) * (1 + (bands if bands >= 2 else 0))
 
     def check_manifest_vocabulary(self, config: Mapping[str, Any]) -> tuple[str, int]:
         vinfo = self.field(self.manifest, "vocabulary", dict, "vocabulary")
