@@ -21,9 +21,11 @@ Commands::
     python3 benchmarks/dask_bench.py resume
     python3 benchmarks/dask_bench.py shards --n 100000
 
-A ``shards`` run keeps the runs it replaces under ``earlier_runs`` in its JSON
-(:mod:`results_history`), and its Markdown shows them; ``--report-only`` rewrites the Markdown
-from the JSON, for example after writing a run's ``reading`` there.
+Every part keeps the runs it replaces under ``earlier_runs`` in its JSON (:mod:`results_history`)
+and shows them in its Markdown: ``build``, ``resume`` and ``hop`` as each file stood when it
+was replaced (hand-written readings included), ``shards`` from each run's figures and
+``reading``; ``shards --report-only`` rewrites that Markdown from the JSON, for example after
+writing a run's ``reading`` there.
 """
 
 from __future__ import annotations
@@ -74,6 +76,46 @@ def write(name: str, md: str, data: dict | None) -> None:
     if data is not None:
         (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1) + "\n")
     print(md)
+
+
+_EARLIER = "\n## Earlier runs of this command\n"
+
+
+def write_keeping_history(name: str, md: str, data: dict) -> None:
+    """:func:`write` a run of ``build``, ``resume`` or ``hop``, keeping the run it replaces.
+
+    The Markdown the file holds now, with whatever was written into it by hand after that run,
+    becomes that run's ``markdown`` under ``earlier_runs`` in the JSON
+    (:func:`results_history.carry_history`); the new file shows it, headings demoted, under
+    "Earlier runs of this command".
+    """
+    md_path, json_path = RESULTS / f"{name}.md", RESULTS / f"{name}.json"
+    if md_path.exists() and json_path.exists():
+        previous = json.loads(json_path.read_text())
+        if "markdown" not in previous:  # a file from before this function kept its runs
+            previous["markdown"] = md_path.read_text().split(_EARLIER)[0].strip()
+            json_path.write_text(json.dumps(previous, indent=1) + "\n")
+    data = carry_history(json_path, {**data, **run_stamp(HERE.parent), "markdown": md.strip()})
+    write(name, md + render_earlier(earlier_runs(data)), data)
+
+
+def render_earlier(runs: list[dict]) -> str:
+    """Markdown of earlier runs that stored their own ``markdown`` (titles and headings demoted)."""
+    if not runs:
+        return ""
+    out = [_EARLIER, "Newest first, each as its file showed it; their JSON is under "
+           "`earlier_runs` in this file's JSON.", ""]
+    for run in runs:
+        lines = run.get("markdown", "").splitlines()
+        title = lines[0].lstrip("# ") if lines and lines[0].startswith("# ") else "An earlier run"
+        when = ", ".join(x for x in (run.get("run_at"), run.get("commit") and f"commit {run['commit']}")
+                         if x)
+        out += [f"### {title}" + (f" ({when})" if when else ""), ""]
+        body = lines[1:] if lines and lines[0].startswith("# ") else lines
+        while body and not body[0].strip():
+            body = body[1:]
+        out += [("##" + line) if line.startswith("#") else line for line in body] + [""]
+    return "\n".join(out)
 
 
 def bundle_arrays(path: Path) -> dict:
@@ -187,7 +229,7 @@ extraction, quantisation and the segment bundles written. Runs are interleaved
 - merging the {n_batches} segments into one bundle: {t_merge:.1f} s; cluster start (not timed above):
   {', '.join(f'{w} worker(s) {c[2]} s' for w, c in clusters.items())}
 """
-    write("dask_build", md, data)
+    write_keeping_history("dask_build", md, data)
 
 
 def same_bundles_from_work(a: str, b: str, root: Path) -> bool:
@@ -324,7 +366,7 @@ run to the end ({t_final:.1f} s, {len(started)} batches left to build).
 - images processed twice over all kills: **{twice}** (at most one batch of {args.batch_size} per kill: the
   one in flight; a local build has one batch in flight)
 """
-    write("dask_resume", md, data)
+    write_keeping_history("dask_resume", md, data)
 
 
 # ----------------------------------------------------------------------------------- shards
@@ -570,7 +612,7 @@ also verify, expansion words, a second candidates scatter, details) and the clie
 - extra hop (sharded − single, p50): **{hop['no_rerank']} ms** without re-ranking, **{hop['rerank']} ms** with
 - results equal to the single index: {equal[False]} / {n} without re-ranking, {equal[True]} / {n} with
 """
-    write("dask_hop", md, data)
+    write_keeping_history("dask_hop", md, data)
 
 
 def main() -> None:
