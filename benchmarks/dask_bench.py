@@ -91,10 +91,10 @@ def write_keeping_history(name: str, md: str, data: dict) -> None:
     """
     md_path, json_path = RESULTS / f"{name}.md", RESULTS / f"{name}.json"
     if md_path.exists() and json_path.exists():
+        # the file as it stands: what was written into it after its run is kept too
         previous = json.loads(json_path.read_text())
-        if "markdown" not in previous:  # a file from before this function kept its runs
-            previous["markdown"] = md_path.read_text().split(_EARLIER)[0].strip()
-            json_path.write_text(json.dumps(previous, indent=1) + "\n")
+        previous["markdown"] = md_path.read_text().split(_EARLIER)[0].strip()
+        json_path.write_text(json.dumps(previous, indent=1) + "\n")
     data = carry_history(json_path, {**data, **run_stamp(HERE.parent), "markdown": md.strip()})
     write(name, md + render_earlier(earlier_runs(data)), data)
 
