@@ -41,3 +41,23 @@ def test_hand_kept_history_becomes_labelled_runs(tmp_path):
 
 def test_no_file_means_no_history(tmp_path):
     assert carry_history(tmp_path / "absent.json", {"run": 0}) == {"run": 0, "earlier_runs": []}
+
+
+def test_a_reading_written_into_a_file_survives_the_next_run(tmp_path, monkeypatch, capsys):
+    """dask_bench's build / resume / hop files keep the file they replace as it stood,
+    including what was written into it by hand after its run."""
+    import dask_bench
+
+    monkeypatch.setattr(dask_bench, "RESULTS", tmp_path)
+    dask_bench.write_keeping_history("bench", "# Bench\n\nfirst run: 10 s\n", {"seconds": 10})
+    md = tmp_path / "bench.md"
+    md.write_text(md.read_text().replace("first run: 10 s", "first run: 10 s\n\nREADING: slow disk"))
+    dask_bench.write_keeping_history("bench", "# Bench\n\nsecond run: 8 s\n", {"seconds": 8})
+    dask_bench.write_keeping_history("bench", "# Bench\n\nthird run: 9 s\n", {"seconds": 9})
+    text = md.read_text()
+    assert text.startswith("# Bench\n\nthird run: 9 s")
+    assert text.index("second run: 8 s") < text.index("first run: 10 s") < text.index("READING: slow disk")
+    stored = json.loads((tmp_path / "bench.json").read_text())
+    assert [r["seconds"] for r in earlier_runs(stored)] == [8, 10]
+    assert "READING: slow disk" in earlier_runs(stored)[1]["markdown"]
+    capsys.readouterr()
