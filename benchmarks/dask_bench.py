@@ -90,12 +90,11 @@ def write_keeping_history(name: str, md: str, data: dict) -> None:
     "Earlier runs of this command".
     """
     md_path, json_path = RESULTS / f"{name}.md", RESULTS / f"{name}.json"
-    if md_path.exists() and json_path.exists():
-        # the file as it stands: what was written into it after its run is kept too
-        previous = json.loads(json_path.read_text())
-        previous["markdown"] = md_path.read_text().split(_EARLIER)[0].strip()
-        json_path.write_text(json.dumps(previous, indent=1) + "\n")
-    data = carry_history(json_path, {**data, **run_stamp(HERE.parent), "markdown": md.strip()})
+    # the file as it stands: what was written into it after its run is kept too
+    replaced = {"markdown": md_path.read_text().split(_EARLIER)[0].strip()} \
+        if md_path.exists() else None
+    data = carry_history(json_path, {**data, **run_stamp(HERE.parent), "markdown": md.strip()},
+                         replaced)
     write(name, md + render_earlier(earlier_runs(data)), data)
 
 
@@ -108,8 +107,7 @@ def render_earlier(runs: list[dict]) -> str:
     for run in runs:
         lines = run.get("markdown", "").splitlines()
         title = lines[0].lstrip("# ") if lines and lines[0].startswith("# ") else "An earlier run"
-        when = ", ".join(x for x in (run.get("run_at"), run.get("commit") and f"commit {run['commit']}")
-                         if x)
+        when = _when(run)
         out += [f"### {title}" + (f" ({when})" if when else ""), ""]
         body = lines[1:] if lines and lines[0].startswith("# ") else lines
         while body and not body[0].strip():
@@ -495,9 +493,15 @@ def _equal_line(data: dict) -> str:
     return ", ".join(f"**{n} / {data['queries']}** {_MODE_WORDS.get(m, m)}" for m, n in same.items())
 
 
-def _provenance(data: dict) -> str:
-    when = ", ".join(x for x in (data.get("run_at"), data.get("commit") and f"commit {data['commit']}",
+def _when(data: dict) -> str:
+    """When a run ran and on which code: ``run_at, commit X, result committed in Y`` (what
+    of it is known)."""
+    return ", ".join(x for x in (data.get("run_at"), data.get("commit") and f"commit {data['commit']}",
                                  data.get("stored_in") and f"result committed in {data['stored_in']}") if x)
+
+
+def _provenance(data: dict) -> str:
+    when = _when(data)
     return f"`{data['command']}`; {data['machine']}" + (f"; {when}" if when else "")
 
 
@@ -510,7 +514,7 @@ def render_shards(data: dict) -> str:
 
 Command: `{data['command']}`  
 Machine: {data['machine']}; load average at the start {data['load_average_at_start']}  
-""" + (f"Run: {_provenance(data).split('; ', 2)[-1]}\n" if data.get("run_at") else "") + f"""
+""" + (f"Run: {_when(data)}\n" if data.get("run_at") else "") + f"""
 The scale benchmark's catalog ({n:,} images: the 4,269 real catalog images, the rest synthetic,
 `benchmarks/synthetic_catalog.py`) saved as one bundle, split by key hash into {shards} shards
 (`vbow.distributed.shards.split_index`, {data['split_seconds']:.0f} s) held by 2 LocalCluster worker processes

@@ -44,7 +44,7 @@ def earlier_runs(data: dict) -> list[dict]:
     return [dict(run) for run in older]
 
 
-def carry_history(path: Path, data: dict) -> dict:
+def carry_history(path: Path, data: dict, replaced: dict | None = None) -> dict:
     """``data`` with ``earlier_runs``: the run stored in ``path`` (if any) followed by that
     run's own earlier runs.
 
@@ -54,11 +54,14 @@ def carry_history(path: Path, data: dict) -> dict:
         The result JSON that the new run is about to replace.
     data : dict
         The new run's result; not modified.
+    replaced : dict, optional
+        Fields to set on the replaced run as it is kept (e.g. its Markdown as it stands).
     """
     out = {k: v for k, v in data.items() if k != "earlier_runs"}
     history: list[dict] = []
     if path.exists():
         previous = json.loads(path.read_text())
-        history = [{k: v for k, v in previous.items() if k != "earlier_runs"}] + earlier_runs(previous)
+        kept = {k: v for k, v in previous.items() if k != "earlier_runs"}
+        history = [{**kept, **(replaced or {})}] + earlier_runs(previous)
     out["earlier_runs"] = history
     return out

@@ -36,6 +36,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from vbow.describe.colour import ColourHistogram
 from vbow.errors import BundleFormatError
 
 __all__ = ["validate_index_bundle", "KNOWN_FORMAT_VERSIONS", "CHUNK", "FULL_JSON_CHECK_BYTES"]
@@ -202,13 +203,12 @@ class _Checker:
                     self.fail(None, f"{label}.{key} is {value!r}, expected a value like "
                                     f"{want!r}")
         colour = config["colour"]
-        parts = {}
-        for key in ("hue_bins", "saturation_bins", "value_bins", "grey_bins"):
-            parts[key] = self.field(colour, key, int, f"config.colour.{key}", 0)
+        parts = {key: self.field(colour, key, int, f"config.colour.{key}", 0)
+                 for key in ("hue_bins", "saturation_bins", "value_bins", "grey_bins")}
         # bundles from before banded signatures have no "bands": one histogram
-        bands = self.field(colour, "bands", int, "config.colour.bands", 0) if "bands" in colour else 0
-        return (parts["hue_bins"] * parts["saturation_bins"] * parts["value_bins"]
-                + parts["grey_bins"]) * (1 + (bands if bands >= 2 else 0))
+        parts["bands"] = self.field(colour, "bands", int, "config.colour.bands", 0) \
+            if "bands" in colour else 0
+        return ColourHistogram(**parts).n_bins
 
     def check_manifest_vocabulary(self, config: Mapping[str, Any]) -> tuple[str, int]:
         vinfo = self.field(self.manifest, "vocabulary", dict, "vocabulary")
