@@ -63,6 +63,7 @@ def test_threaded_scores_equal_one_thread(seed, threads, he, sparse_product, mon
     index, idf = _random_index(rng, int(rng.integers(1, 300)), n_words, he)
     q_words, q_weights, kw = _random_query(rng, n_words, idf, he)
     monkeypatch_module.setattr(acc, "SPARSE_MIN_POSTINGS", 1 if sparse_product else 1 << 40)
+    monkeypatch_module.setattr(acc, "usable_cores", lambda: 8)  # really split into `threads`
     monkeypatch_module.setattr(acc, "PARALLEL_MIN_POSTINGS", 1 << 40)
     one, read_one = index.score_query(q_words, q_weights, idf, threads=threads, **kw)
     monkeypatch_module.setattr(acc, "PARALLEL_MIN_POSTINGS", 1)   # now split across threads
@@ -152,12 +153,34 @@ def test_parallel_split_runs_on_pool_threads(monkeypatch):
 
     monkeypatch.setattr(acc, "accumulate_ranges", spy)
     monkeypatch.setattr(acc, "PARALLEL_MIN_POSTINGS", 1)
+    monkeypatch.setattr(acc, "usable_cores", lambda: 8)
     q_words = np.arange(30)
     q_weights = tfidf(q_words, np.ones(30, np.float32), idf)
     index.score_query(q_words, q_weights, idf, threads=3)
     assert len(seen) == 3
     assert seen[0] == threading.current_thread().name
-    assert all(name.startswith("vbow-score") for name in seen[1:])
+    assert all(name.startswith("vbow-query") for name in seen[1:])
+
+
+def test_parallel_split_uses_no_more_threads_than_usable_cores(monkeypatch):
+    """A process pinned to one CPU (``taskset``) scores on its own thread whatever
+    ``threads`` asks for: a second thread could only take turns with the first."""
+    import threading
+    rng = np.random.default_rng(3)
+    index, idf = _random_index(rng, 400, 30, he=False)
+    seen = []
+    real = acc.accumulate_ranges
+
+    def spy(*args, **kwargs):
+        seen.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(acc, "accumulate_ranges", spy)
+    monkeypatch.setattr(acc, "PARALLEL_MIN_POSTINGS", 1)
+    monkeypatch.setattr(acc, "usable_cores", lambda: 1)
+    q_words = np.arange(30)
+    index.score_query(q_words, tfidf(q_words, np.ones(30, np.float32), idf), idf, threads=3)
+    assert seen == [threading.current_thread().name]
 
 
 def _score_in_child(index, idf, out):

@@ -91,3 +91,73 @@ def test_coarse_cells_in_row_blocks_equal_one_block(fitted, seed, k, rows, probe
         vocab._coarse_block_floats, vocab.probes = saved
     np.testing.assert_array_equal(blocked[0], whole[0])
     np.testing.assert_array_equal(blocked[1], whole[1])
+
+
+@given(cells=st.lists(st.integers(0, 40), min_size=0, max_size=300), parts=st.integers(1, 6))
+def test_split_at_cells_covers_every_pair_and_never_cuts_a_cell(cells, parts):
+    from vbow.vocab.vocabulary import split_at_cells
+    sorted_cells = np.sort(np.asarray(cells, np.int64))
+    groups = split_at_cells(sorted_cells, parts)
+    assert len(groups) <= parts
+    covered = np.concatenate([np.arange(len(sorted_cells))[g] for g in groups]) if groups else \
+        np.zeros(0, np.int64)
+    np.testing.assert_array_equal(covered, np.arange(len(sorted_cells)))   # in order, once each
+    assert all(g.stop > g.start for g in groups)
+    for a, b in zip(groups[:-1], groups[1:]):
+        assert sorted_cells[a.stop - 1] != sorted_cells[b.start]            # a boundary between cells
+    if len(set(cells)) == len(cells) >= parts:   # no run to keep whole: exactly `parts` groups
+        assert len(groups) == parts
+        sizes = [g.stop - g.start for g in groups]
+        assert max(sizes) - min(sizes) <= 1
+
+
+@pytest.fixture()
+def split_everywhere(monkeypatch, fitted):
+    """Every query-sized batch split across threads, however few its pairs and cores."""
+    import vbow.vocab.vocabulary as vocabulary_module
+    vocab, _ = fitted
+    monkeypatch.setattr(vocabulary_module, "usable_cores", lambda: 8)
+    monkeypatch.setattr(vocab, "parallel_min_pairs", 1)
+    return vocab
+
+
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 4), n=st.integers(1, 900),
+       threads=st.integers(2, 5))
+@settings(deadline=None, max_examples=25)
+def test_threaded_query_assignment_equals_one_thread(split_everywhere, fitted, seed, k, n, threads):
+    """Pairs split across threads at cell boundaries give exactly the words and weights of one
+    thread (each cell's products are the same products)."""
+    vocab, gen = fitted
+    x = gen(n, 30_000 + seed)
+    one = vocab.quantise_multi(x, k, threads=1)
+    many = vocab.quantise_multi(x, k, threads=threads)
+    np.testing.assert_array_equal(many[0], one[0])
+    np.testing.assert_array_equal(many[1], one[1])
+
+
+def test_threaded_query_assignment_runs_on_the_pool(split_everywhere, fitted, monkeypatch):
+    """The split really hands groups to other threads (else the test above compares one path
+    with itself), and ``threads=1`` or a single usable core keeps them on the calling thread."""
+    import threading
+
+    import vbow.vocab.vocabulary as vocabulary_module
+    vocab, gen = fitted
+    seen = []
+    real = type(vocab)._assign_pairs_small
+
+    def spy(self, *args, **kwargs):
+        seen.append(threading.current_thread().name)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(vocab), "_assign_pairs_small", spy)
+    x = gen(600, 4)
+    vocab.quantise_multi(x, 2, threads=3)
+    assert len(seen) == 3 and seen[0] == threading.current_thread().name
+    assert all(name.startswith("vbow-query") for name in seen[1:])
+    seen.clear()
+    vocab.quantise_multi(x, 2, threads=1)
+    assert seen == [threading.current_thread().name]
+    seen.clear()
+    monkeypatch.setattr(vocabulary_module, "usable_cores", lambda: 1)
+    vocab.quantise_multi(x, 2, threads=3)
+    assert seen == [threading.current_thread().name]

@@ -1,18 +1,56 @@
-"""A reader/writer lock: many concurrent readers, one writer, writers preferred.
+"""Concurrency helpers: a reader/writer lock, and the thread pool that splits one query's work.
 
+:class:`ReadWriteLock`: many concurrent readers, one writer, writers preferred.
 :class:`vbow.ImageIndex` takes the read side for every search and the write side for every
 change (``fit``, ``add``, ``remove``, and the compaction of ``save``), so a search sees the
 catalog either wholly before or wholly after a change. A writer waiting for the lock stops
 new readers from entering, so a stream of searches cannot starve it.
+
+:func:`shared_pool` is the process's pool for the parts of one query that run on several threads
+(``Config.query_threads``): quantising its descriptors and accumulating its postings. Its tasks
+never submit tasks of their own, so a caller waiting on them cannot deadlock the pool.
+:func:`usable_cores` caps those threads at the CPUs the process may run on.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["ReadWriteLock"]
+__all__ = ["ReadWriteLock", "shared_pool", "usable_cores"]
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _reset_pool_after_fork() -> None:
+    global _pool
+    _pool = None  # the parent's worker threads do not exist in a forked child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_pool_after_fork)
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def shared_pool() -> ThreadPoolExecutor:
+    """The process's query pool, one worker per core, created on first use."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2,
+                                       thread_name_prefix="vbow-query")
+        return _pool
 
 
 class ReadWriteLock:

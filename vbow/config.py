@@ -136,10 +136,12 @@ class Config:
         else 0 (:mod:`vbow.search.embedding`). Costs 8 bytes per posting.
     Other
         ``random_state`` (every random choice), ``n_jobs`` (feature extraction processes; -1 =
-        all cores), ``query_threads`` (threads one query's scoring may use: a query that reads
-        at least 4M postings of a segment, as in catalogs of about a million images, is
-        split by words across this many threads of a shared pool; smaller queries, and 1, run
-        on the calling thread).
+        all cores), ``query_threads`` (threads one query may use, at most the CPUs the process
+        may run on: a query of at least 400 descriptors (800 descriptor-cell pairs at two
+        probes) quantises its descriptors on this many threads of a shared pool, with the same
+        words as on one; a query that reads at least 4M postings of a segment, as in catalogs
+        of about a million images, is split by words across them for scoring; smaller
+        queries, and 1, run on the calling thread).
     Image input
         ``max_pixels``: encoded images (and ``PIL.Image`` objects) whose header declares more
         than this many pixels (width x height, at full resolution) are refused before decoding,

@@ -166,12 +166,14 @@ class QueryPlan:
 
     # ------------------------------------------------------------------------------ steps
     def quantise(self, features: LocalFeatures) -> QueryBag:
-        """Assign the query's descriptors to words (multiple assignment) and weight the bag."""
+        """Assign the query's descriptors to words (multiple assignment) and weight the bag.
+        A query of enough descriptors is assigned on up to ``config.query_threads`` threads,
+        with the same words as on one."""
         cfg = self.config
         k = cfg.query_assignments
         if len(features):
             q_words, q_weights = self.state.vocabulary.quantise_multi(
-                descriptors32(features), k, sigma=cfg.assignment_sigma)
+                descriptors32(features), k, sigma=cfg.assignment_sigma, threads=cfg.query_threads)
         else:
             q_words = np.zeros((0, k), np.int32)
             q_weights = np.zeros((0, k), np.float32)

@@ -34,13 +34,11 @@ scoring time (``accumulate.md``, same run).
 from __future__ import annotations
 
 import functools
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
 
+from vbow.concurrency import shared_pool, usable_cores
 from vbow.search.postings import TF_BITS, PostingSegment, burst_weights
 
 __all__ = ["accumulate_ranges", "accumulate_parallel", "split_ranges", "split_long_ranges",
@@ -63,29 +61,6 @@ SCIPY_KERNEL = True
 #: threshold at 100k images (1.7M postings) was x1.10 slower (the per-word Python loops
 #: contend for the GIL)
 PARALLEL_MIN_POSTINGS = 1 << 22
-
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _reset_pool_after_fork() -> None:
-    global _pool
-    _pool = None  # the parent's worker threads do not exist in a forked child
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_pool_after_fork)
-
-
-def _shared_pool() -> ThreadPoolExecutor:
-    """The process's scoring pool, one worker per core, created on first use."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2,
-                                       thread_name_prefix="vbow-score")
-        return _pool
-
 
 @functools.cache
 def _in_place_kernel() -> Callable | None:
@@ -250,6 +225,7 @@ def accumulate_parallel(seg: PostingSegment, starts: np.ndarray, lengths: np.nda
     shared pool and the ``(n_docs,) float32`` results are summed in group order.
     """
     total = int(np.sum(lengths))
+    threads = min(int(threads), usable_cores())
     if threads <= 1 or total < PARALLEL_MIN_POSTINGS:
         return accumulate_ranges(seg, starts, lengths, word_weight, n_docs, burstiness,
                                  signatures=signatures, kernel=kernel, max_distance=max_distance)
@@ -260,7 +236,7 @@ def accumulate_parallel(seg: PostingSegment, starts: np.ndarray, lengths: np.nda
                                  signatures=None if signatures is None else signatures[g],
                                  kernel=kernel, max_distance=max_distance)
 
-    pool = _shared_pool()
+    pool = shared_pool()
     futures = [pool.submit(run, g) for g in groups[1:]]
     out = run(groups[0])  # the calling thread takes the first group itself
     for f in futures:

@@ -26,14 +26,42 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from vbow.concurrency import shared_pool, usable_cores
 from vbow.errors import InvalidInputError, NotFittedError
 from vbow.progress import Progress
 from vbow.vocab.embedding import HammingEmbedding
 from vbow.vocab.sampling import DescriptorSampler
 
-__all__ = ["Vocabulary"]
+__all__ = ["Vocabulary", "split_at_cells"]
 
 logger = logging.getLogger(__name__)
+
+
+
+def split_at_cells(sorted_cells: np.ndarray, parts: int) -> list[slice]:
+    """Cut a sorted run of cell ids into up to ``parts`` groups of about equal length, each cut
+    on a boundary between two cells.
+
+    Parameters
+    ----------
+    sorted_cells : np.ndarray
+        ``(P,) int`` cell ids, ascending.
+    parts : int
+        Groups wanted (>= 1).
+
+    Returns
+    -------
+    list of slice
+        Non-empty, contiguous, in order, covering ``0..P``; no cell's run is cut, so there are
+        fewer than ``parts`` groups when some runs are long (one group for a single cell).
+    """
+    n = int(sorted_cells.shape[0])
+    if n == 0:
+        return []
+    targets = (np.arange(1, max(1, int(parts))) * n) // max(1, int(parts))
+    cuts = np.searchsorted(sorted_cells, sorted_cells[targets], side="left")
+    bounds = np.unique(np.concatenate(([0], cuts, [n])))
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 class Vocabulary:
@@ -76,6 +104,12 @@ class Vocabulary:
     #: words unless distances tie exactly at the k-th place, so a vocabulary whose distances
     #: tie often (Hamming) keeps argpartition, as its small-batch path does.
     _argmin_top_k: int = 0
+    #: most (descriptor, probed cell) pairs the small-batch path (``_assign_pairs_small``)
+    #: takes; the base class has none
+    small_pairs: int = 0
+    #: a query-sized batch is split across threads (``quantise_multi``'s ``threads``) only
+    #: from this many (descriptor, probed cell) pairs on; None never splits it
+    parallel_min_pairs: int | None = None
     #: training descriptors the Hamming-embedding thresholds are learned from (a seeded subset)
     embedding_samples: int = 250_000
 
@@ -313,7 +347,7 @@ class Vocabulary:
         return words[:, 0]
 
     def quantise_multi(self, descriptors: np.ndarray, k: int = 3, *, sigma: float = 0.1,
-                       chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+                       chunk: int = 65536, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Multiple assignment: the ``k`` nearest words of each descriptor, with soft weights.
 
         Parameters
@@ -326,6 +360,13 @@ class Vocabulary:
             Soft-assignment bandwidth: weight ``exp(-(d_j - d_1) / (2 sigma^2))`` where ``d`` is the
             squared L2 distance between unit descriptors (Hamming distances are mapped to the same
             scale as ``2 * bits / n_bits``).
+        chunk : int
+            Descriptors assigned per batch.
+        threads : int
+            Threads for a query-sized batch (at most ``small_pairs`` descriptor-cell pairs, at
+            least :attr:`parallel_min_pairs`): its pairs are split between threads at cell
+            boundaries, so every cell's distances come from the same products as on one thread
+            and the words and weights are identical. Capped at the process's usable cores.
 
         Returns
         -------
@@ -342,8 +383,9 @@ class Vocabulary:
         n = descriptors.shape[0]
         words = np.full((n, k), -1, dtype=np.int32)
         dists = np.full((n, k), np.inf, dtype=np.float32)
+        threads = max(1, min(int(threads), usable_cores()))
         for s in range(0, n, chunk):
-            w, d = self._assign_chunk(descriptors[s:s + chunk], int(k))
+            w, d = self._assign_chunk(descriptors[s:s + chunk], int(k), threads)
             words[s:s + chunk], dists[s:s + chunk] = w, d
         weights = np.zeros((n, k), dtype=np.float32)
         valid = words >= 0
@@ -353,7 +395,7 @@ class Vocabulary:
             weights = np.where(valid, np.exp(-rel / (2.0 * sigma * sigma)), 0).astype(np.float32)
         return words, weights
 
-    def _assign_chunk(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _assign_chunk(self, x: np.ndarray, k: int, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
         n = x.shape[0]
         n_cells = self.coarse_.shape[0]
         p = min(self.probes, n_cells)
@@ -368,7 +410,7 @@ class Vocabulary:
             cells = np.broadcast_to(np.arange(n_cells), (n, n_cells))
         pair_desc = np.repeat(np.arange(n), p)
         pair_cell = cells.reshape(-1)
-        small = self._assign_pairs_small(x, pair_desc, pair_cell, k)
+        small = self._assign_pairs_split(x, pair_desc, pair_cell, k, threads)
         if small is not None:
             cand_w, cand_d = small
             return self._best_of_probes(cand_w.reshape(n, p * k), cand_d.reshape(n, p * k), k)
@@ -430,6 +472,36 @@ class Vocabulary:
         """The ``k`` nearest of each row's candidates (probe order breaks ties)."""
         best = np.argsort(cand_d, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(cand_w, best, axis=1), np.take_along_axis(cand_d, best, axis=1)
+
+    def _assign_pairs_split(self, x: np.ndarray, pair_desc: np.ndarray, pair_cell: np.ndarray,
+                            k: int, threads: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`_assign_pairs_small`, with the pairs split across up to ``threads`` threads
+        of the shared pool when there are at least :attr:`parallel_min_pairs` of them.
+
+        The split falls on cell boundaries (:func:`split_at_cells`): each cell's words are
+        compared with the same pairs, in the same products, as on one thread. The calling
+        thread takes the first group.
+        """
+        n = pair_cell.size
+        least = self.parallel_min_pairs
+        if threads <= 1 or least is None or n < least or n > self.small_pairs:
+            return self._assign_pairs_small(x, pair_desc, pair_cell, k)
+        order = np.argsort(pair_cell, kind="stable")
+        groups = [order[g] for g in split_at_cells(pair_cell[order], threads)]
+        if len(groups) < 2:
+            return self._assign_pairs_small(x, pair_desc, pair_cell, k)
+        pool = shared_pool()
+        futures = [pool.submit(self._assign_pairs_small, x, pair_desc[g], pair_cell[g], k)
+                   for g in groups[1:]]
+        parts = [self._assign_pairs_small(x, pair_desc[groups[0]], pair_cell[groups[0]], k)]
+        parts += [f.result() for f in futures]
+        if any(part is None for part in parts):
+            return None
+        cand_w = np.empty((n, k), np.int32)
+        cand_d = np.empty((n, k), np.float32)
+        for g, (w, d) in zip(groups, parts):
+            cand_w[g], cand_d[g] = w, d
+        return cand_w, cand_d
 
     def _assign_pairs_small(self, x: np.ndarray, pair_desc: np.ndarray, pair_cell: np.ndarray,
                             k: int) -> tuple[np.ndarray, np.ndarray] | None:
