@@ -604,6 +604,8 @@ def write_report(result: dict, out_dir: Path, name: str = "scale") -> None:
         lines += plain_comparison_lines(result, out_dir / "scale.json")
     else:
         lines += open_lines(out_dir / "open.json")
+    if result.get("reading"):
+        lines += ["", "## Reading of this run", "", result["reading"]]
     lines += ["", result.get("notes", "")]
     (out_dir / f"{name}.md").write_text("\n".join(lines) + "\n")
 
@@ -689,6 +691,9 @@ def main() -> None:
                     help="build with hamming_embedding=True; writes scale_he.md / scale_he.json")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite scale.md from an existing scale.json")
+    ap.add_argument("--reading", help="what this run's figures mean (host speed, load), kept in "
+                                      "its JSON and shown in its Markdown; with --report-only it "
+                                      "is added to the existing run")
     ap.add_argument("--child", choices=["build", "query", "ratio", "tfcap"], help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--bundle", help=argparse.SUPPRESS)
@@ -712,6 +717,8 @@ def main() -> None:
     if args.report_only:
         result = json.loads((Path(args.out) / f"{name}.json").read_text())
         result["notes"] = NOTES_HE if args.hamming_embedding else NOTES
+        if args.reading:
+            result["reading"] = args.reading
         write_report(result, Path(args.out), name)
         return
     import vbow
@@ -778,6 +785,8 @@ def main() -> None:
               "hamming_embedding": bool(args.hamming_embedding),
               "run_at": time.strftime("%Y-%m-%d %H:%M:%S"),
               "notes": NOTES_HE if args.hamming_embedding else NOTES}
+    if args.reading:
+        result["reading"] = args.reading
     write_report(result, Path(args.out), name)
     if not args.keep:
         import shutil

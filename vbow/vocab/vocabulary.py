@@ -37,7 +37,6 @@ __all__ = ["Vocabulary", "split_at_cells"]
 logger = logging.getLogger(__name__)
 
 
-
 def split_at_cells(sorted_cells: np.ndarray, parts: int) -> list[slice]:
     """Cut a sorted run of cell ids into up to ``parts`` groups of about equal length, each cut
     on a boundary between two cells.
