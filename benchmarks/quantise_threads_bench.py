@@ -105,10 +105,9 @@ def write_report(data: dict, out: Path) -> None:
                          f"{r['ms_two_threads']:.2f} | × {r['ratio']:.2f} | {r['identical']} |")
     lines += ["", "## Notes", "",
               "- `sift` splits from 800 descriptor-cell pairs (`KMeansVocabulary.parallel_min_pairs`),",
-              "  400 descriptors at two probes: the first run of this file (threshold 512) gave × 1.02",
-              "  at 300 descriptors, × 0.86 at 500 and × 0.74 for whole photos (925 on average), so",
-              "  below about 400, handing half the cells to another thread costs what it saves. Each",
-              "  thread's products release the GIL in OpenBLAS.",
+              "  400 descriptors at two probes. A dev run with the split from 512 pairs gained nothing",
+              "  at 300 descriptors (not kept), so below about 400, handing half the cells to another",
+              "  thread costs what it saves. Each thread's products release the GIL in OpenBLAS.",
               "- `orb` was forced to split here at every size. Its cell distances are numpy",
               "  popcounts over blocks, and two threads gain nothing, so the Hamming vocabulary never",
               "  splits (`parallel_min_pairs = None`).",

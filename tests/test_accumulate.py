@@ -138,9 +138,8 @@ def monkeypatch_module():
     mp.undo()
 
 
-def test_parallel_split_runs_on_pool_threads(monkeypatch):
-    """The split really runs groups on other threads (else the test above compares one path
-    with itself), and the calling thread's group comes first in the sum."""
+def _threads_scoring(monkeypatch, threads: int, cores: int) -> list[str]:
+    """Names of the threads that accumulated a split query's groups, caller's group first."""
     import threading
     rng = np.random.default_rng(3)
     index, idf = _random_index(rng, 400, 30, he=False)
@@ -153,10 +152,17 @@ def test_parallel_split_runs_on_pool_threads(monkeypatch):
 
     monkeypatch.setattr(acc, "accumulate_ranges", spy)
     monkeypatch.setattr(acc, "PARALLEL_MIN_POSTINGS", 1)
-    monkeypatch.setattr(acc, "usable_cores", lambda: 8)
+    monkeypatch.setattr(acc, "usable_cores", lambda: cores)
     q_words = np.arange(30)
-    q_weights = tfidf(q_words, np.ones(30, np.float32), idf)
-    index.score_query(q_words, q_weights, idf, threads=3)
+    index.score_query(q_words, tfidf(q_words, np.ones(30, np.float32), idf), idf, threads=threads)
+    return seen
+
+
+def test_parallel_split_runs_on_pool_threads(monkeypatch):
+    """The split really runs groups on other threads (else the test above compares one path
+    with itself), and the calling thread's group comes first in the sum."""
+    import threading
+    seen = _threads_scoring(monkeypatch, threads=3, cores=8)
     assert len(seen) == 3
     assert seen[0] == threading.current_thread().name
     assert all(name.startswith("vbow-query") for name in seen[1:])
@@ -166,21 +172,7 @@ def test_parallel_split_uses_no_more_threads_than_usable_cores(monkeypatch):
     """A process pinned to one CPU (``taskset``) scores on its own thread whatever
     ``threads`` asks for: a second thread could only take turns with the first."""
     import threading
-    rng = np.random.default_rng(3)
-    index, idf = _random_index(rng, 400, 30, he=False)
-    seen = []
-    real = acc.accumulate_ranges
-
-    def spy(*args, **kwargs):
-        seen.append(threading.current_thread().name)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(acc, "accumulate_ranges", spy)
-    monkeypatch.setattr(acc, "PARALLEL_MIN_POSTINGS", 1)
-    monkeypatch.setattr(acc, "usable_cores", lambda: 1)
-    q_words = np.arange(30)
-    index.score_query(q_words, tfidf(q_words, np.ones(30, np.float32), idf), idf, threads=3)
-    assert seen == [threading.current_thread().name]
+    assert _threads_scoring(monkeypatch, threads=3, cores=1) == [threading.current_thread().name]
 
 
 def _score_in_child(index, idf, out):

@@ -9,6 +9,7 @@ new readers from entering, so a stream of searches cannot starve it.
 :func:`shared_pool` is the process's pool for the parts of one query that run on several threads
 (``Config.query_threads``): quantising its descriptors and accumulating its postings. Its tasks
 never submit tasks of their own, so a caller waiting on them cannot deadlock the pool.
+:func:`run_split` runs one query's parts on it, the first on the calling thread.
 :func:`usable_cores` caps those threads at the CPUs the process may run on.
 """
 
@@ -18,9 +19,12 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator, Sequence, TypeVar
 
-__all__ = ["ReadWriteLock", "shared_pool", "usable_cores"]
+__all__ = ["ReadWriteLock", "shared_pool", "usable_cores", "run_split"]
+
+_Part = TypeVar("_Part")
+_Result = TypeVar("_Result")
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -52,6 +56,14 @@ def shared_pool() -> ThreadPoolExecutor:
                                        thread_name_prefix="vbow-query")
         return _pool
 
+
+
+def run_split(fn: Callable[[_Part], _Result], parts: Sequence[_Part]) -> list[_Result]:
+    """``[fn(part) for part in parts]``, the first part on the calling thread and the others on
+    :func:`shared_pool`, at the same time; results in the order of ``parts`` (non-empty)."""
+    futures = [shared_pool().submit(fn, part) for part in parts[1:]]
+    first = fn(parts[0])
+    return [first] + [f.result() for f in futures]
 
 class ReadWriteLock:
     """Shared/exclusive lock. Not reentrant: a thread holding it must not take it again."""

@@ -137,9 +137,9 @@ class Config:
     Other
         ``random_state`` (every random choice), ``n_jobs`` (feature extraction processes; -1 =
         all cores), ``query_threads`` (threads one query may use, at most the CPUs the process
-        may run on: a query of at least 400 descriptors (800 descriptor-cell pairs at two
-        probes) quantises its descriptors on this many threads of a shared pool, with the same
-        words as on one; a query that reads at least 4M postings of a segment, as in catalogs
+        may run on: with a k-means vocabulary, a query of at least 400 descriptors (800
+        descriptor-cell pairs at two probes) quantises its descriptors on this many threads of
+        a shared pool, with the same words as on one; a query that reads at least 4M postings of a segment, as in catalogs
         of about a million images, is split by words across them for scoring; smaller
         queries, and 1, run on the calling thread).
     Image input

@@ -38,7 +38,7 @@ from typing import Callable
 
 import numpy as np
 
-from vbow.concurrency import shared_pool, usable_cores
+from vbow.concurrency import run_split, usable_cores
 from vbow.search.postings import TF_BITS, PostingSegment, burst_weights
 
 __all__ = ["accumulate_ranges", "accumulate_parallel", "split_ranges", "split_long_ranges",
@@ -236,9 +236,7 @@ def accumulate_parallel(seg: PostingSegment, starts: np.ndarray, lengths: np.nda
                                  signatures=None if signatures is None else signatures[g],
                                  kernel=kernel, max_distance=max_distance)
 
-    pool = shared_pool()
-    futures = [pool.submit(run, g) for g in groups[1:]]
-    out = run(groups[0])  # the calling thread takes the first group itself
-    for f in futures:
-        out += f.result()
-    return out
+    first, *rest = run_split(run, groups)  # the calling thread takes the first group itself
+    for part in rest:
+        first += part
+    return first

@@ -42,8 +42,8 @@ class KMeansVocabulary(Vocabulary):
     small_pairs: int = 16384
     #: Split across threads from this many pairs on (400 descriptors at 2 probes). Two threads
     #: against one, 200 real queries cut to n descriptors, 10k sift bundle, same words:
-    #: n = 300 x1.02, 500 x0.86, 925 x0.74; the Hamming vocabulary gains nothing (x0.99 at 994),
-    #: so it never splits (``benchmarks/results/quantise_threads.md``)
+    #: n = 495 x0.78, 925 x0.73; the Hamming vocabulary gains nothing (x0.99 at 994), so it
+    #: never splits (``benchmarks/results/quantise_threads.md``)
     parallel_min_pairs: int | None = 800
 
     def _assign_pairs_small(self, x: np.ndarray, pair_desc: np.ndarray, pair_cell: np.ndarray,

@@ -26,7 +26,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from vbow.concurrency import shared_pool, usable_cores
+from vbow.concurrency import run_split, usable_cores
 from vbow.errors import InvalidInputError, NotFittedError
 from vbow.progress import Progress
 from vbow.vocab.embedding import HammingEmbedding
@@ -57,7 +57,8 @@ def split_at_cells(sorted_cells: np.ndarray, parts: int) -> list[slice]:
     n = int(sorted_cells.shape[0])
     if n == 0:
         return []
-    targets = (np.arange(1, max(1, int(parts))) * n) // max(1, int(parts))
+    parts = max(1, int(parts))
+    targets = (np.arange(1, parts) * n) // parts
     cuts = np.searchsorted(sorted_cells, sorted_cells[targets], side="left")
     bounds = np.unique(np.concatenate(([0], cuts, [n])))
     return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
@@ -489,13 +490,9 @@ class Vocabulary:
         groups = [order[g] for g in split_at_cells(pair_cell[order], threads)]
         if len(groups) < 2:
             return self._assign_pairs_small(x, pair_desc, pair_cell, k)
-        pool = shared_pool()
-        futures = [pool.submit(self._assign_pairs_small, x, pair_desc[g], pair_cell[g], k)
-                   for g in groups[1:]]
-        parts = [self._assign_pairs_small(x, pair_desc[groups[0]], pair_cell[groups[0]], k)]
-        parts += [f.result() for f in futures]
-        if any(part is None for part in parts):
-            return None
+        # every group is smaller than the whole, which the small-batch path takes
+        parts = run_split(lambda g: self._assign_pairs_small(x, pair_desc[g], pair_cell[g], k),
+                          groups)
         cand_w = np.empty((n, k), np.int32)
         cand_d = np.empty((n, k), np.float32)
         for g, (w, d) in zip(groups, parts):
